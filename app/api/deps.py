@@ -1,0 +1,56 @@
+"""Dependencies for the routers, as Annotated aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+from fastapi import Depends, Request
+
+from app.core.config import Settings
+from app.core.errors import ApiError
+from app.core.jsonutil import loads
+from app.runtime import Runtime
+from app.services.orders import OrderService
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_settings(request: Request) -> Settings:
+    return get_runtime(request).settings
+
+
+def get_order_service(request: Request) -> OrderService:
+    return get_runtime(request).orders
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+OrderServiceDep = Annotated[OrderService, Depends(get_order_service)]
+
+
+async def read_object_body(request: Request, *, form_allowed: bool) -> dict[str, Any]:
+    """The body as an object: JSON, or a form when allowed and the type is not JSON (K4)."""
+    raw = await request.body()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if form_allowed and content_type != "application/json":
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ApiError(400, "bad_params", "form body is not valid UTF-8") from exc
+        form: dict[str, Any] = {}
+        for key, value in parse_qsl(text, keep_blank_values=True):
+            form.setdefault(key, value)  # the first value of each key wins
+        return form
+    if not raw.strip():
+        return {}
+    try:
+        data = loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, "bad_json", "request body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_params", "request body must be a JSON object")
+    return data

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+
+from app.api.deps import OrderServiceDep, RuntimeDep, read_object_body
+from app.core.errors import ApiError, validation_details
+from app.engine.base import OrderCommand
+from app.schemas.common import error_responses
+from app.schemas.orders import (
+    CancelRequest,
+    CancelResponse,
+    OrderEventsResponse,
+    OrderRequest,
+    OrderResponse,
+    OrderStateModel,
+    OrderStatesResponse,
+)
+
+router = APIRouter(tags=["orders"])
+M = TypeVar("M", bound=BaseModel)
+
+
+def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """Document a body that is read by hand because it may be JSON or a form (K4)."""
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": ref},
+                "application/x-www-form-urlencoded": {"schema": ref},
+            },
+        }
+    }
+
+
+async def _parse(request: Request, model: type[M]) -> M:
+    data = await read_object_body(request, form_allowed=True)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(
+            400, "bad_params", "invalid request", validation_details(exc.errors())
+        ) from exc
+
+
+@router.post(
+    "/api/order",
+    summary="Place an order",
+    response_model=OrderResponse,
+    response_model_exclude_none=True,
+    responses=error_responses(400, 409, 413, 503),
+    openapi_extra=_body_doc(OrderRequest),
+)
+async def place_order(
+    request: Request, runtime: RuntimeDep, orders: OrderServiceDep
+) -> OrderResponse:
+    """Submit a limit or market order. The answer comes once the order is stored durably.
+
+    Retrying with the same `client_order_id` and the same parameters returns the first
+    result and creates nothing; different parameters answer `409 duplicate_client_order_id`.
+    An order the engine refuses (e.g. `insufficient_funds`) answers 200 with `ok: false`.
+    """
+    body = await _parse(request, OrderRequest)
+    command = OrderCommand(
+        client_order_id=body.client_order_id or orders.default_client_order_id(),
+        symbol=body.symbol or runtime.settings.market_symbol,
+        side=body.side,
+        qty=body.qty,
+        price=body.price,
+        order_type=body.order_type,
+        time_in_force=body.time_in_force,
+    )
+    result = await orders.place(command)
+    return OrderResponse(
+        ok=result.ok,
+        client_order_id=result.client_order_id,
+        venue_order_id=result.venue_order_id,
+        status=result.status,
+        error=result.error,
+        message=result.message,
+    )
+
+
+@router.post(
+    "/api/cancel",
+    summary="Cancel an order",
+    response_model=CancelResponse,
+    response_model_exclude_none=True,
+    responses=error_responses(400, 404, 409, 413, 503),
+    openapi_extra=_body_doc(CancelRequest),
+)
+async def cancel_order(request: Request, orders: OrderServiceDep) -> CancelResponse:
+    """Cancel an open order; what it reserved is released. Unknown ids answer 404."""
+    body = await _parse(request, CancelRequest)
+    result = await orders.cancel(body.client_order_id, body.symbol)
+    return CancelResponse(
+        ok=result.ok, client_order_id=result.client_order_id, status=result.status
+    )
+
+
+@router.get(
+    "/api/orders",
+    summary="Recent order events",
+    response_model=OrderEventsResponse,
+)
+async def list_order_events(runtime: RuntimeDep) -> Response:
+    """The last 200 order-related events (`order_update`, `fill`, ...), oldest first."""
+    items = ",".join(event.with_id_json() for event in runtime.history.events())
+    return Response(f'{{"items":[{items}]}}', media_type="application/json")
+
+
+@router.get(
+    "/api/orders_state",
+    summary="All order states",
+    response_model=OrderStatesResponse,
+)
+async def list_order_states(runtime: RuntimeDep) -> OrderStatesResponse:
+    """Every order the gateway knows, in the order it first saw them."""
+    return OrderStatesResponse.model_validate(
+        {"items": [order.to_public() for order in runtime.state.orders]}
+    )
+
+
+@router.get(
+    "/api/order_state",
+    summary="One order's state",
+    response_model=OrderStateModel,
+    responses=error_responses(400, 404),
+)
+async def get_order_state(
+    runtime: RuntimeDep,
+    client_order_id: Annotated[str | None, Query(description="The order's client id.")] = None,
+) -> OrderStateModel:
+    cid = (client_order_id or "").strip()
+    if not cid:
+        raise ApiError(400, "bad_params", "client_order_id is required")
+    order = runtime.state.orders.get(cid)
+    if order is None:
+        raise ApiError(404, "not_found", f"no order with client_order_id {cid!r}")
+    return OrderStateModel.model_validate(order.to_public())

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from sse_starlette import EventSourceResponse
+
+from app.api.deps import RuntimeDep
+from app.core.errors import ApiError
+from app.events.bus import EventBus, Subscription, TooManySubscribers
+
+router = APIRouter(tags=["stream"])
+
+KEEPALIVE = b": keep-alive\n\n"
+
+STREAM_DOC = """Server-Sent Events: every engine event, live.
+
+Each event is sent as
+```
+id: <n>
+event: <type>
+data: <one-line JSON including "type">
+```
+Types: `engine_started`, `market`, `order_update`, `fill`, `order_state`, `account`, `error`.
+Ids increase forever, also across restarts. To resume, pass `?last_id=<n>` or the standard
+`Last-Event-ID` header: every event after `n` still in the replay buffer is sent first. With
+neither, the whole buffer is replayed. `: keep-alive` comments are sent after 10 s of quiet.
+A client that falls too far behind is disconnected; it resumes with its last id.
+"""
+
+
+def _resume_id(last_id: str | None, last_event_id: str | None) -> int | None:
+    for value in (last_id, last_event_id):
+        if value is not None and value.strip().lstrip("-").isdigit():
+            return int(value.strip())
+    return None
+
+
+async def _frames(
+    bus: EventBus, subscription: Subscription, backlog: list[bytes], keepalive: float
+) -> AsyncIterator[bytes]:
+    try:
+        if backlog:
+            yield b"".join(backlog)
+        while True:
+            batch = await subscription.next_batch(keepalive)
+            if batch is None:
+                yield KEEPALIVE
+                continue
+            if batch:
+                yield b"".join(event.frame for event in batch)
+            if subscription.closed:
+                return
+    finally:
+        bus.unsubscribe(subscription)
+
+
+@router.get(
+    "/api/stream",
+    summary="Live event stream (SSE)",
+    description=STREAM_DOC,
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "An endless `text/event-stream`.",
+            "content": {
+                "text/event-stream": {
+                    "schema": {"type": "string"},
+                    "example": 'id: 2\nevent: market\ndata: {"type":"market","symbol":"BTCUSDT",'
+                    '"ts_ns":1795490821174999712,"price":42000.5}\n\n',
+                }
+            },
+        },
+        503: {
+            "description": "Too many stream clients (`too_many_streams`); retry later.",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+            },
+        },
+    },
+)
+async def stream_events(
+    runtime: RuntimeDep,
+    last_id: Annotated[str | None, Query(description="Resume after this event id.")] = None,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", description="Resume after this event id.")
+    ] = None,
+) -> EventSourceResponse:
+    bus = runtime.bus
+    try:
+        subscription, backlog = bus.subscribe(
+            _resume_id(last_id, last_event_id), runtime.settings.sse_queue_size
+        )
+    except TooManySubscribers as exc:
+        raise ApiError(503, "too_many_streams", str(exc), headers={"Retry-After": "5"}) from exc
+    return EventSourceResponse(
+        _frames(
+            bus, subscription, [e.frame for e in backlog], runtime.settings.sse_keepalive_seconds
+        ),
+        ping=0,
+        sep="\n",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

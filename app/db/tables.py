@@ -1,0 +1,64 @@
+"""SQLModel tables for the gateway's durable state. Decimals are stored as text, exactly."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+class EventRow(SQLModel, table=True):
+    """Recent engine events: the SSE replay ring and the /api/orders history survive restarts."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_order_related_id", "order_related", "id"),)
+
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    type: str = Field(max_length=64)
+    order_related: bool = Field(default=False)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class OrderRow(SQLModel, table=True):
+    __tablename__ = "orders"
+
+    client_order_id: str = Field(primary_key=True, max_length=128)
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    symbol: str | None = Field(default=None, max_length=32)
+    side: str | None = Field(default=None, max_length=8)
+    order_type: str | None = Field(default=None, max_length=16)
+    time_in_force: str | None = Field(default=None, max_length=8)
+    order_qty: str | None = Field(default=None, max_length=64)
+    limit_price: str | None = Field(default=None, max_length=64)
+    venue_order_id: str | None = Field(default=None, max_length=128)
+    status: str | None = Field(default=None, max_length=32, index=True)
+    reason: str | None = Field(default=None, max_length=256)
+    executed_qty: str = Field(default="0", max_length=64)
+    avg_price: str | None = Field(default=None, max_length=64)
+    last_ts_ns: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    request_fingerprint: str | None = Field(default=None, max_length=256)
+
+
+class BalanceRow(SQLModel, table=True):
+    __tablename__ = "balances"
+
+    asset: str = Field(primary_key=True, max_length=32)
+    position: int = Field(default=0)
+    free: str = Field(max_length=64)
+    locked: str = Field(max_length=64)
+
+
+class MarketRow(SQLModel, table=True):
+    __tablename__ = "market_quotes"
+
+    symbol: str = Field(primary_key=True, max_length=32)
+    price: str | None = Field(default=None, max_length=64)
+    ts_ns: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class MetaRow(SQLModel, table=True):
+    """Small key/value facts: the last event id, the account's ts_ns."""
+
+    __tablename__ = "gateway_meta"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=256)

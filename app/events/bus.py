@@ -1,0 +1,157 @@
+"""The event bus: monotonic ids, a replay ring, and fan-out to stream subscribers.
+
+Each event is rendered to JSON and to its SSE frame once, when it is published, so sending it to
+a thousand clients costs a thousand queue appends and no extra encoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from app.core.jsonutil import dumps
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    id: int
+    type: str
+    data: dict[str, Any]  # includes "type"; numbers may be Decimal
+    json: str  # `data` rendered once, numbers as JSON numbers
+    frame: bytes  # the SSE block: id, event, data, blank line
+
+    @classmethod
+    def build(cls, event_id: int, data: dict[str, Any]) -> Event:
+        kind = str(data.get("type") or "event")
+        text = dumps(data)
+        frame = f"id: {event_id}\nevent: {kind}\ndata: {text}\n\n".encode()
+        return cls(event_id, kind, data, text, frame)
+
+    def with_id_json(self) -> str:
+        """The event as JSON with its `_id`, as /api/orders lists it."""
+        return (
+            f'{self.json[:-1]},"_id":{self.id}}}' if self.json != "{}" else f'{{"_id":{self.id}}}'
+        )
+
+
+class TooManySubscribers(Exception):
+    pass
+
+
+class Subscription:
+    """One stream client's bounded queue. A client that falls too far behind is cut off."""
+
+    __slots__ = ("_limit", "_pending", "_wake", "closed", "overflowed")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._pending: deque[Event] = deque()
+        self._wake = asyncio.Event()
+        self.closed = False
+        self.overflowed = False
+
+    def push(self, event: Event) -> None:
+        if self.closed:
+            return
+        if len(self._pending) >= self._limit:
+            self.overflowed = True
+            self.closed = True
+            self._pending.clear()  # free the memory now; the client resumes by id
+        else:
+            self._pending.append(event)
+        self._wake.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake.set()
+
+    async def next_batch(self, timeout: float) -> list[Event] | None:
+        """Everything queued so far; [] once closed; None when `timeout` passes idle."""
+        if not self._pending and not self.closed:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                return None
+        self._wake.clear()
+        batch = list(self._pending)
+        self._pending.clear()
+        return batch
+
+
+Listener = Callable[[Event], None]
+
+
+class EventBus:
+    def __init__(self, ring_size: int = 500, max_subscribers: int = 2000) -> None:
+        self._ring: deque[Event] = deque(maxlen=ring_size)
+        self._next_id = 1
+        self._listeners: list[Listener] = []
+        self._subscribers: set[Subscription] = set()
+        self.max_subscribers = max_subscribers
+        self.closed = False
+
+    @property
+    def last_id(self) -> int:
+        return self._next_id - 1
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def restore(self, events: Iterable[Event], last_id: int) -> None:
+        """Reload the replay ring after a restart; ids continue after `last_id`."""
+        self._ring.extend(events)
+        self._next_id = max(self._next_id, last_id + 1)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Listeners run synchronously, in order, for every event (state folding, persistence)."""
+        self._listeners.append(listener)
+
+    def publish(self, data: dict[str, Any]) -> Event:
+        event = Event.build(self._next_id, data)
+        self._next_id += 1
+        self._ring.append(event)
+        for listener in self._listeners:
+            listener(event)
+        for subscriber in self._subscribers:
+            subscriber.push(event)
+        return event
+
+    def publish_many(self, events: Iterable[dict[str, Any]]) -> int:
+        """Publish in order; returns the last id (or the current last id when there were none)."""
+        last = self.last_id
+        for data in events:
+            last = self.publish(data).id
+        return last
+
+    def recent(self, after: int | None = None) -> list[Event]:
+        if after is None:
+            return list(self._ring)
+        return [event for event in self._ring if event.id > after]
+
+    def subscribe(self, after: int | None, queue_size: int) -> tuple[Subscription, list[Event]]:
+        """A new subscription plus the backlog to send first (events after `after`, or all)."""
+        if self.closed:
+            raise TooManySubscribers("shutting down")
+        if len(self._subscribers) >= self.max_subscribers:
+            raise TooManySubscribers(f"{self.max_subscribers} stream clients connected")
+        subscription = Subscription(queue_size)
+        self._subscribers.add(subscription)
+        return subscription, self.recent(after)
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscribers.discard(subscription)
+
+    def close(self) -> None:
+        """End every stream (shutdown)."""
+        self.closed = True
+        for subscriber in list(self._subscribers):
+            subscriber.close()

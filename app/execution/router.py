@@ -1,0 +1,22 @@
+"""Chooses what executes orders, from VELOZ_EXECUTION_MODE (contract §7.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.core.config import Settings
+from app.engine.base import Engine, EventSink
+from app.engine.sim import SimEngine
+
+
+class ExecutionModeUnavailable(Exception):
+    pass
+
+
+def build_engine(settings: Settings, publish: EventSink, clock: Callable[[], int]) -> Engine:
+    if settings.execution_mode == "sim_engine":
+        return SimEngine(settings, publish, clock)
+    raise ExecutionModeUnavailable(
+        f"VELOZ_EXECUTION_MODE={settings.execution_mode}: Binance execution is not part of "
+        "this build yet; use sim_engine"
+    )

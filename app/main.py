@@ -1,0 +1,132 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel
+
+from app import __version__
+from app.api.routes import health, market, orders, stream, system
+from app.core.config import Settings
+from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging
+from app.middleware.body_limit import BodyLimitMiddleware
+from app.middleware.edge import CorsPolicy, EdgeMiddleware
+from app.runtime import Runtime
+from app.schemas.orders import CancelRequest, OrderRequest
+
+DESCRIPTION = """
+HTTP gateway in front of the VeloZ trading engine: orders, cancels, order state, balances and
+market data over REST, and every engine event live over Server-Sent Events (`/api/stream`).
+
+Errors are always JSON: `{"error": "<code>", "message": "...", "details": ...}`.
+"""
+
+TAGS = [
+    {"name": "health", "description": "Liveness and engine health."},
+    {"name": "market", "description": "Market prices from the engine."},
+    {"name": "orders", "description": "Place and cancel orders; read order state and events."},
+    {"name": "account", "description": "Balances, free and reserved."},
+    {"name": "config", "description": "The effective configuration."},
+    {"name": "execution", "description": "The execution venue."},
+    {"name": "stream", "description": "The live event stream (SSE)."},
+]
+
+# Bodies read by hand (JSON or form) are not seen by FastAPI; their schemas are added here.
+EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (OrderRequest, CancelRequest)
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        tags=app.openapi_tags,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    # Validation failures answer 400 bad_params with the error model, never FastAPI's 422.
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None and "400" not in responses:
+                responses["400"] = {
+                    "description": "Invalid input (`bad_params`)",
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ErrorResponse"}
+                        }
+                    },
+                }
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    for model in EXTRA_SCHEMAS:
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(model_schema.pop("$defs", {}))
+        components[model.__name__] = model_schema
+    schema["components"]["schemas"] = dict(sorted(components.items()))
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime(settings)
+        await runtime.start()
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPIOffline(
+        title="veloz-gateway",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        static_url="/docs-assets",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    for router in (
+        health.router,
+        market.router,
+        market.account_router,
+        orders.router,
+        system.router,
+        system.execution_router,
+        stream.router,
+    ):
+        app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    # Outermost last: the edge sees every response, including 413s and unexpected errors.
+    app.add_middleware(BodyLimitMiddleware, max_body_size=settings.max_body_size)
+    app.add_middleware(
+        EdgeMiddleware, cors=CorsPolicy(settings.cors_origins, settings.cors_credentials)
+    )
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,48 @@
+"""Shapes shared by every domain: the error body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorResponse(BaseModel):
+    """Every error: a machine-readable code, optionally a message and details."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": "bad_params",
+                    "message": "invalid request",
+                    "details": [
+                        {
+                            "field": "qty",
+                            "message": "Input should be greater than 0",
+                            "type": "greater_than",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    error: str = Field(description="Stable error code, e.g. `bad_params`, `not_found`.")
+    message: str | None = Field(None, description="Human-readable explanation.")
+    details: Any = Field(None, description="Extra context, e.g. the fields that failed.")
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entry documenting the error statuses a route can answer."""
+    descriptions = {
+        400: "Invalid input (`bad_params`, `bad_json`)",
+        404: "Not found (`not_found`)",
+        409: "Conflict with existing state",
+        413: "Body larger than VELOZ_MAX_BODY_SIZE (`payload_too_large`)",
+        503: "Engine or storage unavailable (`engine_unavailable`, `storage_unavailable`)",
+    }
+    return {
+        code: {"model": ErrorResponse, "description": descriptions.get(code, "Error")}
+        for code in codes
+    }
