@@ -15,6 +15,6 @@ async def get_health() -> HealthResponse:
 
 
 @router.get("/api/health", summary="Engine health", response_model=ApiHealthResponse)
-async def get_api_health(runtime: RuntimeDep) -> ApiHealthResponse:
+async def get_engine_health(runtime: RuntimeDep) -> ApiHealthResponse:
     """`engine.connected` is false while the engine cannot take orders."""
     return ApiHealthResponse(ok=True, engine=EngineHealth(connected=runtime.engine.connected))
