@@ -165,9 +165,12 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         symbols = [self.market_symbol, *(s for s in self.market_symbols if s != self.market_symbol)]
         for symbol in symbols:
-            if not re.fullmatch(r"[A-Z0-9]{2,20}", symbol):
-                raise ValueError(f"invalid symbol {symbol!r}")
-            split_symbol(symbol)
+            try:
+                if not re.fullmatch(r"[A-Z0-9]{2,20}", symbol):
+                    raise ValueError(f"invalid symbol {symbol!r}")
+                split_symbol(symbol)
+            except ValueError as exc:
+                raise ValueError(f"VELOZ_MARKET_SYMBOL(S): {exc}") from exc
         self.market_symbols = symbols
         if not _is_loopback(self.host) and not self.auth_enabled and not self.allow_insecure:
             raise ValueError(
