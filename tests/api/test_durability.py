@@ -47,7 +47,7 @@ async def test_restart_recovers_everything_acknowledged(
         restarted = gateway.runtime.bus.recent()
         assert restarted[0].id < last_id
         assert restarted[-1].id > last_id
-        assert [e.type for e in restarted if e.id > last_id][0] == "engine_started"
+        assert next(e.type for e in restarted if e.id > last_id) == "engine_started"
         # The engine picked up the resting orders with their reservations.
         cancel = await client.post("/api/cancel", json={"client_order_id": "part"})
         assert cancel.json() == {"ok": True, "client_order_id": "part", "status": "CANCELLED"}

@@ -60,9 +60,7 @@ def check_invariants(ex: SimExchange) -> None:
 def run(ops: list[tuple[Any, ...]]) -> tuple[SimExchange, list[dict[str, Any]]]:
     ex = fresh()
     events: list[dict[str, Any]] = []
-    ts = 0
-    for op in ops:
-        ts += 1
+    for ts, op in enumerate(ops, start=1):
         if op[0] == "place":
             _, side, qty, price, order_type, tif = op
             cmd = OrderCommand(
