@@ -33,12 +33,13 @@ class Runtime:
         self.started_at = now_ns()
         self.state = GatewayState()
         self.history = OrderHistory()
-        self.bus = EventBus(settings.event_buffer_size, settings.sse_max_clients)
+        # Stream clients see an event only once it is committed (see EventBus).
+        self.bus = EventBus(settings.event_buffer_size, settings.sse_max_clients, gated=True)
         self.db = make_engine(settings.effective_database_url)
         self.repository = StateRepository(
             self.db, keep_events=max(settings.event_buffer_size, MIN_KEPT_EVENTS)
         )
-        self.writer = StateWriter(self.repository, self.state)
+        self.writer = StateWriter(self.repository, self.state, on_durable=self.bus.release)
         self.engine = build_engine(settings, self.bus.publish_many, now_ns)
         self.orders = OrderService(self.engine, self.state.orders, self.writer)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from app.db.repository import Batch, StateRepository, order_row
@@ -24,9 +25,15 @@ class StorageUnavailable(Exception):
 
 
 class StateWriter:
-    def __init__(self, repository: StateRepository, state: GatewayState) -> None:
+    def __init__(
+        self,
+        repository: StateRepository,
+        state: GatewayState,
+        on_durable: Callable[[int], None] = lambda _id: None,
+    ) -> None:
         self._repository = repository
         self._state = state
+        self._on_durable = on_durable  # told the newest committed event id
         self._events: list[Event] = []
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="veloz-db")
@@ -137,6 +144,7 @@ class StateWriter:
             if batch.events:
                 self.durable_id = batch.last_event_id
                 self._since_prune += len(batch.events)
+                self._on_durable(self.durable_id)
             batch = None
             self._release_waiters()
             if self._since_prune >= PRUNE_EVERY:

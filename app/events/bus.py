@@ -2,6 +2,9 @@
 
 Each event is rendered to JSON and to its SSE frame once, when it is published, so sending it to
 a thousand clients costs a thousand queue appends and no extra encoding.
+
+With `gated=True` events reach stream clients only once `release(id)` says they are durable:
+a client never sees an event (or an id) that a crash could take back, so ids never repeat.
 """
 
 from __future__ import annotations
@@ -90,9 +93,14 @@ Listener = Callable[[Event], None]
 
 
 class EventBus:
-    def __init__(self, ring_size: int = 500, max_subscribers: int = 2000) -> None:
+    def __init__(
+        self, ring_size: int = 500, max_subscribers: int = 2000, gated: bool = False
+    ) -> None:
         self._ring: deque[Event] = deque(maxlen=ring_size)
         self._next_id = 1
+        self._gated = gated
+        self._released_id = 0  # the newest id stream clients may see
+        self._unreleased: deque[Event] = deque()
         self._listeners: list[Listener] = []
         self._subscribers: set[Subscription] = set()
         self.max_subscribers = max_subscribers
@@ -110,6 +118,7 @@ class EventBus:
         """Reload the replay ring after a restart; ids continue after `last_id`."""
         self._ring.extend(events)
         self._next_id = max(self._next_id, last_id + 1)
+        self._released_id = max(self._released_id, last_id)
 
     def add_listener(self, listener: Listener) -> None:
         """Listeners run synchronously, in order, for every event (state folding, persistence)."""
@@ -121,9 +130,21 @@ class EventBus:
         self._ring.append(event)
         for listener in self._listeners:
             listener(event)
+        if self._gated:
+            self._unreleased.append(event)
+        else:
+            self._fan_out(event)
+        return event
+
+    def release(self, up_to_id: int) -> None:
+        """Events up to `up_to_id` are durable: send them to stream clients."""
+        while self._unreleased and self._unreleased[0].id <= up_to_id:
+            self._fan_out(self._unreleased.popleft())
+
+    def _fan_out(self, event: Event) -> None:
+        self._released_id = event.id
         for subscriber in self._subscribers:
             subscriber.push(event)
-        return event
 
     def publish_many(self, events: Iterable[dict[str, Any]]) -> int:
         """Publish in order; returns the last id (or the current last id when there were none)."""
@@ -133,9 +154,10 @@ class EventBus:
         return last
 
     def recent(self, after: int | None = None) -> list[Event]:
-        if after is None:
-            return list(self._ring)
-        return [event for event in self._ring if event.id > after]
+        """Released events in the replay ring, all or those after an id."""
+        low = -1 if after is None else after
+        high = self._released_id
+        return [event for event in self._ring if low < event.id <= high]
 
     def subscribe(self, after: int | None, queue_size: int) -> tuple[Subscription, list[Event]]:
         """A new subscription plus the backlog to send first (events after `after`, or all)."""

@@ -44,6 +44,7 @@ async def test_restart_recovers_everything_acknowledged(
         assert states["part"]["status"] == "PARTIALLY_FILLED"
         assert states["rej"]["status"] == "REJECTED"
         # Event ids continue; the ring was refilled from the database.
+        await gateway.runtime.writer.wait_durable()
         restarted = gateway.runtime.bus.recent()
         assert restarted[0].id < last_id
         assert restarted[-1].id > last_id

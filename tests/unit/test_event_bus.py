@@ -79,3 +79,24 @@ def test_subscriber_cap_and_shutdown() -> None:
     assert second.closed
     with pytest.raises(TooManySubscribers):
         bus.subscribe(after=None, queue_size=1)
+
+
+async def test_gated_bus_sends_only_released_events() -> None:
+    bus = EventBus(gated=True)
+    bus.restore([Event.build(5, {"type": "old"})], last_id=5)
+    subscription, backlog = bus.subscribe(after=None, queue_size=10)
+    assert [e.id for e in backlog] == [5]
+    folded: list[int] = []
+    bus.add_listener(lambda e: folded.append(e.id))
+    bus.publish({"type": "a"})
+    bus.publish({"type": "b"})
+    assert folded == [6, 7]  # state folding is not held back
+    assert await subscription.next_batch(timeout=0.01) is None
+    assert [e.id for e in bus.recent()] == [5]  # a new client's backlog stops at the durable id
+    bus.release(6)
+    batch = await subscription.next_batch(timeout=1)
+    assert batch is not None and [e.id for e in batch] == [6]
+    bus.release(7)
+    batch = await subscription.next_batch(timeout=1)
+    assert batch is not None and [e.id for e in batch] == [7]
+    assert [e.id for e in bus.recent(after=5)] == [6, 7]
