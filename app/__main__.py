@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one clear line, no traceback
         print(describe_settings_error(exc), file=sys.stderr)
         return 2
+    problems = settings.unavailable_features()
+    if problems:
+        print("invalid configuration: " + "; ".join(problems), file=sys.stderr)
+        return 2
 
     import uvicorn
 
@@ -40,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level,
+        log_config=None,  # create_app configured logging; uvicorn keeps it
         access_log=False,
         timeout_graceful_shutdown=5,
         server_header=False,

@@ -24,11 +24,9 @@ MIN_KEPT_EVENTS = 1000
 
 class Runtime:
     def __init__(self, settings: Settings) -> None:
-        if settings.market_source != "sim":
-            raise ValueError(
-                "VELOZ_MARKET_SOURCE=binance_rest: Binance market data is not part of this "
-                "build yet; use sim"
-            )
+        problems = settings.unavailable_features()
+        if problems:
+            raise ValueError("; ".join(problems))
         self.settings = settings
         self.started_at = now_ns()
         self.state = GatewayState()
@@ -59,7 +57,7 @@ class Runtime:
                 {q.symbol: q.price for q in state.market.quotes() if q.price is not None},
             )
         self.bus.add_listener(self._fold)
-        self.bus.add_listener(self.history.on_event)
+        self.bus.add_release_listener(self.history.on_event)  # ids shown are never retracted
         self.bus.add_listener(self.writer.on_event)
         self.writer.start(snapshot.last_event_id)
         await self.engine.start()

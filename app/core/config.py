@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     binance_base_url: str = "https://api.binance.com"
     binance_trade_base_url: str = "https://testnet.binance.vision"
     binance_api_key: str = ""
-    binance_api_secret: str = ""
+    binance_api_secret: SecretStr = SecretStr("")
     binance_ws_base_url: str = "wss://testnet.binance.vision/ws"
 
     # --- simulator --------------------------------------------------------------------------
@@ -119,9 +119,9 @@ class Settings(BaseSettings):
 
     # --- auth (enforced by the identity layer) ----------------------------------------------
     auth_enabled: bool = False
-    jwt_secret: str = ""
+    jwt_secret: SecretStr = SecretStr("")
     token_expiry: int = Field(3600, ge=1)
-    admin_password: str = ""
+    admin_password: SecretStr = SecretStr("")
     rate_limit_capacity: int = Field(100, ge=1)
     rate_limit_refill: float = Field(10.0, gt=0)
 
@@ -184,10 +184,29 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'veloz.db').as_posix()}"
 
+    def unavailable_features(self) -> list[str]:
+        """Settings that ask for something this build cannot do, each as one clear line."""
+        problems = []
+        if self.auth_enabled:
+            problems.append("VELOZ_AUTH_ENABLED=true: authentication is not part of this build yet")
+        if self.execution_mode != "sim_engine":
+            problems.append(
+                f"VELOZ_EXECUTION_MODE={self.execution_mode}: Binance execution is not part of "
+                "this build yet; use sim_engine"
+            )
+        if self.market_source != "sim":
+            problems.append(
+                f"VELOZ_MARKET_SOURCE={self.market_source}: Binance market data is not part of "
+                "this build yet; use sim"
+            )
+        return problems
+
     @property
     def binance_trade_enabled(self) -> bool:
         return bool(
-            self.binance_trade_base_url and self.binance_api_key and self.binance_api_secret
+            self.binance_trade_base_url
+            and self.binance_api_key
+            and self.binance_api_secret.get_secret_value()
         )
 
     def start_price(self, symbol: str) -> Decimal:
@@ -306,7 +325,9 @@ def describe_settings_error(exc: Exception) -> str:
                 parts.append(message)
                 continue
             value = error.get("input")
-            shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""
+            shown = ""
+            if isinstance(value, str | int | float) and repr(value) not in message:
+                shown = f" (got {value!r})"
             parts.append(f"{ENV_PREFIX}{str(loc[0]).upper()}: {message}{shown}")
         return "invalid configuration: " + "; ".join(parts)
     return f"invalid configuration: {exc}"

@@ -29,7 +29,9 @@ def configure_logging(level: str, fmt: str) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("veloz")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    # uvicorn's own lines share the format, so a log collector sees one shape.
+    for name in ("veloz", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler] if name in ("veloz", "uvicorn") else []
+        logger.setLevel(level.upper())
+        logger.propagate = name != "veloz" and name != "uvicorn"

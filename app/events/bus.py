@@ -102,6 +102,7 @@ class EventBus:
         self._released_id = 0  # the newest id stream clients may see
         self._unreleased: deque[Event] = deque()
         self._listeners: list[Listener] = []
+        self._release_listeners: list[Listener] = []
         self._subscribers: set[Subscription] = set()
         self.max_subscribers = max_subscribers
         self.closed = False
@@ -124,6 +125,10 @@ class EventBus:
         """Listeners run synchronously, in order, for every event (state folding, persistence)."""
         self._listeners.append(listener)
 
+    def add_release_listener(self, listener: Listener) -> None:
+        """Runs for every event when stream clients get it, i.e. once it is durable."""
+        self._release_listeners.append(listener)
+
     def publish(self, data: dict[str, Any]) -> Event:
         event = Event.build(self._next_id, data)
         self._next_id += 1
@@ -143,6 +148,8 @@ class EventBus:
 
     def _fan_out(self, event: Event) -> None:
         self._released_id = event.id
+        for listener in self._release_listeners:
+            listener(event)
         for subscriber in self._subscribers:
             subscriber.push(event)
 

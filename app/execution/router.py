@@ -9,14 +9,7 @@ from app.engine.base import Engine, EventSink
 from app.engine.sim import SimEngine
 
 
-class ExecutionModeUnavailable(Exception):
-    pass
-
-
 def build_engine(settings: Settings, publish: EventSink, clock: Callable[[], int]) -> Engine:
     if settings.execution_mode == "sim_engine":
         return SimEngine(settings, publish, clock)
-    raise ExecutionModeUnavailable(
-        f"VELOZ_EXECUTION_MODE={settings.execution_mode}: Binance execution is not part of "
-        "this build yet; use sim_engine"
-    )
+    raise ValueError(f"VELOZ_EXECUTION_MODE={settings.execution_mode} is not available")

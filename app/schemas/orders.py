@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 ClientOrderId = Annotated[
     str,
@@ -43,14 +43,16 @@ class OrderRequest(BaseModel):
         None, max_length=20, description="Defaults to the configured VELOZ_MARKET_SYMBOL."
     )
     qty: Positive = Field(description="Quantity in the base asset; must be > 0.")
+    order_type: Literal["limit", "market"] = "limit"
+    time_in_force: Literal["GTC", "IOC", "FOK"] = "GTC"
     price: Positive | None = Field(
-        None, description="Limit price; required for limit orders, ignored for market orders."
+        None,
+        validate_default=True,
+        description="Limit price; required for limit orders, ignored for market orders.",
     )
     client_order_id: ClientOrderId | None = Field(
         None, description="Defaults to `web-<epoch ms>`. Retrying with the same id is safe."
     )
-    order_type: Literal["limit", "market"] = "limit"
-    time_in_force: Literal["GTC", "IOC", "FOK"] = "GTC"
 
     @field_validator("side", "symbol", "time_in_force", mode="before")
     @classmethod
@@ -69,13 +71,15 @@ class OrderRequest(BaseModel):
             raise ValueError("symbol must be letters and digits, e.g. BTCUSDT")
         return value or None
 
-    @model_validator(mode="after")
-    def _price_for_limit(self) -> OrderRequest:
-        if self.order_type == "limit" and self.price is None:
+    @field_validator("price")
+    @classmethod
+    def _price_for_limit(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        order_type = info.data.get("order_type")
+        if order_type == "market":
+            return None
+        if value is None and order_type == "limit":
             raise ValueError("price is required for limit orders")
-        if self.order_type == "market":
-            self.price = None
-        return self
+        return value
 
 
 class CancelRequest(BaseModel):

@@ -220,7 +220,8 @@ async def test_risk_and_symbol_rejections(
         ({"qty": "Infinity", "price": 1000}, "qty"),
         ({"qty": 1, "price": 0}, "price"),
         ({"qty": 1, "price": "-Infinity"}, "price"),
-        ({"qty": 1}, None),
+        ({"qty": 1}, "price"),
+        ({"qty": 1, "price": None}, "price"),
         ({"price": 1000}, "qty"),
         ({"qty": 1, "price": 1000, "side": "HOLD"}, "side"),
         ({"qty": 1, "price": 1000, "order_type": "stop"}, "order_type"),
@@ -231,7 +232,7 @@ async def test_risk_and_symbol_rejections(
     ],
 )
 async def test_invalid_orders_answer_bad_params(
-    gateway: Gateway, body: dict[str, Any], field: str | None
+    gateway: Gateway, body: dict[str, Any], field: str
 ) -> None:
     response = await gateway.client.post("/api/order", json=body)
     assert response.status_code == 400

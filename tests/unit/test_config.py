@@ -102,7 +102,7 @@ def test_yaml_file_with_env_expansion_and_env_precedence(
     monkeypatch.setenv("VELOZ_TOKEN_EXPIRY", "120")
     s = Settings()
     assert (s.port, s.host) == (9100, "127.0.0.2")
-    assert s.jwt_secret == "s3cret"
+    assert s.jwt_secret.get_secret_value() == "s3cret"
     assert s.token_expiry == 120  # the environment wins over the file
     assert (s.rate_limit_capacity, s.rate_limit_refill) == (5, 2.5)
     assert s.execution_mode == "sim_engine"
@@ -124,3 +124,28 @@ def test_unreadable_yaml_file_is_a_clear_error(
 )
 def test_split_symbol(symbol: str, parts: tuple[str, str]) -> None:
     assert split_symbol(symbol) == parts
+
+
+def test_secrets_are_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VELOZ_BINANCE_API_SECRET", "very-secret")
+    monkeypatch.setenv("VELOZ_ADMIN_PASSWORD", "hunter2")
+    shown = repr(Settings())
+    assert "very-secret" not in shown
+    assert "hunter2" not in shown
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("VELOZ_AUTH_ENABLED", "true"),
+        ("VELOZ_EXECUTION_MODE", "binance_testnet_spot"),
+        ("VELOZ_MARKET_SOURCE", "binance_rest"),
+    ],
+)
+def test_features_this_build_lacks_are_named(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    problems = Settings().unavailable_features()
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{name}=")

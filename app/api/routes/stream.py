@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse
 
@@ -37,9 +39,20 @@ def _resume_id(last_id: str | None, last_event_id: str | None) -> int | None:
     return None
 
 
+async def _close_on(shutdown: anyio.Event, subscription: Subscription) -> None:
+    await shutdown.wait()
+    subscription.close()
+
+
 async def _frames(
-    bus: EventBus, subscription: Subscription, backlog: list[bytes], keepalive: float
+    bus: EventBus,
+    subscription: Subscription,
+    backlog: list[bytes],
+    keepalive: float,
+    shutdown: anyio.Event,
 ) -> AsyncIterator[bytes]:
+    # On server shutdown the stream ends cleanly (final chunk sent) instead of being cut.
+    watcher = asyncio.create_task(_close_on(shutdown, subscription))
     try:
         if backlog:
             yield b"".join(backlog)
@@ -53,6 +66,7 @@ async def _frames(
             if subscription.closed:
                 return
     finally:
+        watcher.cancel()
         bus.unsubscribe(subscription)
 
 
