@@ -108,10 +108,18 @@ async def stream_events(
         )
     except TooManySubscribers as exc:
         raise ApiError(503, "too_many_streams", str(exc), headers={"Retry-After": "5"}) from exc
+    shutdown = anyio.Event()
+    frames = _frames(
+        bus,
+        subscription,
+        [e.frame for e in backlog],
+        runtime.settings.sse_keepalive_seconds,
+        shutdown,
+    )
     return EventSourceResponse(
-        _frames(
-            bus, subscription, [e.frame for e in backlog], runtime.settings.sse_keepalive_seconds
-        ),
+        frames,
+        shutdown_event=shutdown,
+        shutdown_grace_period=2.0,
         ping=0,
         sep="\n",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
