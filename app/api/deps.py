@@ -14,17 +14,20 @@ from app.runtime import Runtime
 from app.services.orders import OrderService
 
 
-def get_runtime(request: Request) -> Runtime:
+# async: FastAPI runs plain `def` dependencies in a worker thread, a costly hop per request.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_settings(request: Request) -> Settings:
-    return get_runtime(request).settings
+async def get_settings(request: Request) -> Settings:
+    runtime: Runtime = request.app.state.runtime
+    return runtime.settings
 
 
-def get_order_service(request: Request) -> OrderService:
-    return get_runtime(request).orders
+async def get_order_service(request: Request) -> OrderService:
+    runtime: Runtime = request.app.state.runtime
+    return runtime.orders
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -8,7 +8,7 @@ Rules:
 - an order that is marketable when it arrives takes liquidity at the current price (a buy limit
   at or above the market, a sell limit at or below it, any market order);
 - a resting limit order fills at its limit once the market reaches it, up to the liquidity the
-  market offers per tick, so large orders fill in parts;
+  market offers per tick and side, best limit first, so large orders fill in parts;
 - IOC fills what it can at once and expires the rest; FOK fills completely at once or expires;
 - cancelling releases what is still reserved.
 """
@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
+
+from sortedcontainers import SortedKeyList
 
 from app.engine.base import CancelAck, OrderAck, OrderCommand
 
@@ -83,6 +85,28 @@ class SimExchange:
     open_orders: dict[str, SimOrder] = field(default_factory=dict)
     known_ids: set[str] = field(default_factory=set)
     venue_seq: int = 0
+    # Resting orders per (symbol, side), best limit first then oldest: a tick touches only the
+    # orders its price reaches.
+    _books: dict[tuple[str, str], SortedKeyList] = field(default_factory=dict)
+
+    def rest(self, order: SimOrder) -> None:
+        """Put an order on the book (also used to recover resting orders after a restart)."""
+        self.open_orders[order.client_order_id] = order
+        self._book(order.symbol, order.side).add(order)
+
+    def _book(self, symbol: str, side: str) -> SortedKeyList:
+        book = self._books.get((symbol, side))
+        if book is None:
+            if side == "BUY":
+                book = SortedKeyList(key=lambda o: (-o.price, o.seq))
+            else:
+                book = SortedKeyList(key=lambda o: (o.price, o.seq))
+            self._books[(symbol, side)] = book
+        return book
+
+    def _unrest(self, order: SimOrder) -> None:
+        if self.open_orders.pop(order.client_order_id, None) is not None:
+            self._book(order.symbol, order.side).remove(order)
 
     # --- commands ---------------------------------------------------------------------------
     def place(self, cmd: OrderCommand, ts_ns: int) -> tuple[OrderAck, Events]:
@@ -157,7 +181,7 @@ class SimExchange:
             if order.time_in_force == "IOC":
                 self._finish(order, market, "EXPIRED", "ioc_remainder", ts_ns, events)
             else:
-                self.open_orders[cid] = order
+                self.rest(order)
         events.append(self._state(order))
         events.append(self.account_event(ts_ns))
         return (
@@ -190,25 +214,22 @@ class SimExchange:
         market = self.markets[symbol]
         market.price = price
         events: Events = [{"type": "market", "symbol": symbol, "ts_ns": ts_ns, "price": price}]
-        reached = [
-            o for o in self.open_orders.values() if o.symbol == symbol and self._crosses(o, price)
-        ]
-        if not reached:
-            return events
-        # Best limit first (highest bid, lowest ask), then time priority.
-        reached.sort(key=lambda o: (-o.price if o.side == "BUY" else o.price, o.seq))  # type: ignore[operator]
-        available = self._available(market)
-        for order in reached:
-            if available <= 0:
-                break
-            qty = min(order.remaining, available)
-            available -= qty
-            assert order.price is not None
-            self._fill(order, market, qty, order.price, ts_ns, events)
-            events.append(self._state(order))
-            if order.status == "FILLED":
-                self.open_orders.pop(order.client_order_id, None)
-        events.append(self.account_event(ts_ns))
+        filled = False
+        for side in ("BUY", "SELL"):
+            book = self._book(symbol, side)
+            available = self._available(market)
+            while book and available > 0 and self._crosses(book[0], price):
+                order: SimOrder = book[0]
+                qty = min(order.remaining, available)
+                available -= qty
+                assert order.price is not None
+                self._fill(order, market, qty, order.price, ts_ns, events)
+                events.append(self._state(order))
+                filled = True
+                if order.status == "FILLED":
+                    self._unrest(order)
+        if filled:
+            events.append(self.account_event(ts_ns))
         return events
 
     def account_event(self, ts_ns: int) -> dict[str, Any]:
@@ -313,7 +334,7 @@ class SimExchange:
         order.status = status
         order.reason = reason
         order.last_ts_ns = ts_ns
-        self.open_orders.pop(order.client_order_id, None)
+        self._unrest(order)
         events.append(self._update(order, ts_ns))
 
     # --- events -----------------------------------------------------------------------------

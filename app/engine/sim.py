@@ -105,21 +105,23 @@ class SimEngine(Engine):
             if order.order_qty is None or order.limit_price is None or order.side is None:
                 continue
             executed = order.executed_qty
-            exchange.open_orders[order.client_order_id] = SimOrder(
-                client_order_id=order.client_order_id,
-                venue_order_id=order.venue_order_id or f"sim-{seq}",
-                symbol=order.symbol,
-                side=order.side,
-                qty=order.order_qty,
-                price=order.limit_price,
-                order_type=order.order_type or "limit",
-                time_in_force=order.time_in_force or "GTC",
-                seq=seq,
-                executed=executed,
-                quote_amount=executed * (order.avg_price or Decimal(0)),
-                status=order.status or "ACCEPTED",
-                reserve_price=order.limit_price,
-                last_ts_ns=order.last_ts_ns,
+            exchange.rest(
+                SimOrder(
+                    client_order_id=order.client_order_id,
+                    venue_order_id=order.venue_order_id or f"sim-{seq}",
+                    symbol=order.symbol,
+                    side=order.side,
+                    qty=order.order_qty,
+                    price=order.limit_price,
+                    order_type=order.order_type or "limit",
+                    time_in_force=order.time_in_force or "GTC",
+                    seq=seq,
+                    executed=executed,
+                    quote_amount=executed * (order.avg_price or Decimal(0)),
+                    status=order.status or "ACCEPTED",
+                    reserve_price=order.limit_price,
+                    last_ts_ns=order.last_ts_ns,
+                )
             )
 
     # --- lifecycle --------------------------------------------------------------------------

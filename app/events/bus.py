@@ -80,7 +80,8 @@ class Subscription:
         """Everything queued so far; [] once closed; None when `timeout` passes idle."""
         if not self._pending and not self.closed:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):  # no extra task, unlike wait_for on 3.11
+                    await self._wake.wait()
             except TimeoutError:
                 return None
         self._wake.clear()

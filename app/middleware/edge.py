@@ -7,9 +7,10 @@ connection is never dropped.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
-import uuid
 from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,6 +44,9 @@ EXPOSE_HEADERS = (
 MAX_AGE = (b"access-control-max-age", b"86400")
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+# Generated ids: a random per-process prefix and a counter; unique, and cheaper than uuid4.
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count(1)
 
 
 class CorsPolicy:
@@ -108,7 +112,7 @@ class EdgeMiddleware:
             elif name == b"x-forwarded-proto":
                 https = value.lower() == b"https"
         if not _VALID_REQUEST_ID.fullmatch(request_id):
-            request_id = uuid.uuid4().hex.encode()
+            request_id = f"{_ID_PREFIX}{next(_id_counter):016x}".encode()
         scope.setdefault("state", {})["request_id"] = request_id.decode()
 
         extra: list[tuple[bytes, bytes]] = [(REQUEST_ID_HEADER, request_id), *SECURITY_HEADERS]

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, cast
 
 import anyio
 from fastapi import APIRouter, Header, Query
@@ -39,20 +38,20 @@ def _resume_id(last_id: str | None, last_event_id: str | None) -> int | None:
     return None
 
 
-async def _close_on(shutdown: anyio.Event, subscription: Subscription) -> None:
-    await shutdown.wait()
-    subscription.close()
+class _EndOnShutdown:
+    """Given to sse-starlette as its shutdown event: when the server stops, `set()` ends the
+    stream, so it closes with a final chunk instead of being cut. No task per client."""
+
+    def __init__(self, subscription: Subscription) -> None:
+        self._subscription = subscription
+
+    def set(self) -> None:
+        self._subscription.close()
 
 
 async def _frames(
-    bus: EventBus,
-    subscription: Subscription,
-    backlog: list[bytes],
-    keepalive: float,
-    shutdown: anyio.Event,
+    bus: EventBus, subscription: Subscription, backlog: list[bytes], keepalive: float
 ) -> AsyncIterator[bytes]:
-    # On server shutdown the stream ends cleanly (final chunk sent) instead of being cut.
-    watcher = asyncio.create_task(_close_on(shutdown, subscription))
     try:
         if backlog:
             yield b"".join(backlog)
@@ -66,7 +65,6 @@ async def _frames(
             if subscription.closed:
                 return
     finally:
-        watcher.cancel()
         bus.unsubscribe(subscription)
 
 
@@ -108,17 +106,13 @@ async def stream_events(
         )
     except TooManySubscribers as exc:
         raise ApiError(503, "too_many_streams", str(exc), headers={"Retry-After": "5"}) from exc
-    shutdown = anyio.Event()
     frames = _frames(
-        bus,
-        subscription,
-        [e.frame for e in backlog],
-        runtime.settings.sse_keepalive_seconds,
-        shutdown,
+        bus, subscription, [e.frame for e in backlog], runtime.settings.sse_keepalive_seconds
     )
     return EventSourceResponse(
         frames,
-        shutdown_event=shutdown,
+        # sse-starlette only calls set() on it; an anyio.Event would need a task to watch it.
+        shutdown_event=cast(anyio.Event, _EndOnShutdown(subscription)),
         shutdown_grace_period=2.0,
         ping=0,
         sep="\n",
