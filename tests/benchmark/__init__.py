@@ -1,0 +1,1 @@
+"""Benchmark harness for veloz-gateway: `python -m tests.benchmark.bench` (`make bench`)."""

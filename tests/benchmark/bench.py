@@ -1,0 +1,261 @@
+"""`python -m tests.benchmark.bench` (`make bench`): benchmark the real gateway process.
+
+Starts `python -m app` on a free port with a fresh data directory, then measures start-up time
+and idle memory, HTTP throughput and latency (GET /health, GET /api/market, POST /api/order) and
+SSE fan-out latency (100 and 1000 clients). Prints a table, compares with the targets and writes
+bench-results/latest.json. It reports figures only: it never fails because of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tests.benchmark.loadgen import LoadRun, scenarios
+from tests.benchmark.report import BenchResults, render, write_json
+from tests.benchmark.server import HOST, GatewayProcess, ServerError, free_port
+from tests.benchmark.sse import run_fanout
+from tests.benchmark.stats import LatencySummary
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_OUTPUT = REPO_ROOT / "bench-results" / "latest.json"
+HTTP_SCENARIOS = ("health", "market", "order")
+ALL_SCENARIOS = (*HTTP_SCENARIOS, "sse")
+IDLE_SECONDS = 2.0  # between readiness and the idle RSS reading
+FD_HEADROOM = 1024  # descriptors beyond the sockets we open: the server's own files, pipes
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+def _loop_factory() -> tuple[LoopFactory | None, str]:
+    try:
+        import uvloop
+    except ImportError:
+        return None, "asyncio"
+    return uvloop.new_event_loop, "uvloop"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmark.bench",
+        description="Benchmark veloz-gateway: start-up, memory, HTTP load, SSE fan-out.",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="measured seconds per HTTP scenario (5)"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=1.0, help="warm-up seconds before each window (1)"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=64, help="concurrent keep-alive connections (64)"
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(ALL_SCENARIOS),
+        help=f"comma-separated subset of {','.join(ALL_SCENARIOS)} (all)",
+    )
+    parser.add_argument(
+        "--sse-clients", default="100,1000", help="comma-separated SSE client counts (100,1000)"
+    )
+    parser.add_argument(
+        "--sse-events", type=int, default=10, help="market events measured per SSE run (10)"
+    )
+    parser.add_argument(
+        "--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file (%(default)s)"
+    )
+    parser.add_argument(
+        "--python", default=sys.executable, help="interpreter that runs the gateway (this one)"
+    )
+    args = parser.parse_args(argv)
+    args.scenarios = _names(parser, args.scenarios)
+    try:
+        args.sse_clients = [int(n) for n in args.sse_clients.split(",") if n.strip()]
+    except ValueError:
+        parser.error("--sse-clients: expected numbers such as 100,1000")
+    if args.duration <= 0 or args.warmup < 0 or args.connections < 1 or args.sse_events < 1:
+        parser.error("--duration and --connections must be positive, --warmup not negative")
+    if any(n < 1 for n in args.sse_clients):
+        parser.error("--sse-clients: counts must be positive")
+    return args
+
+
+def _names(parser: argparse.ArgumentParser, text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(ALL_SCENARIOS))
+    if unknown or not names:
+        parser.error(f"--scenarios: unknown {unknown}; choose from {','.join(ALL_SCENARIOS)}")
+    return [name for name in ALL_SCENARIOS if name in names]  # always in the documented order
+
+
+def raise_fd_limit(wanted: int) -> int:
+    """Raise the soft descriptor limit; the gateway, spawned later, inherits it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+def _commit() -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def _bench(args: argparse.Namespace, server: GatewayProcess, results: BenchResults) -> None:
+    # SIGTERM to the harness: unwind like Ctrl-C, so the gateway is still stopped properly.
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+    server.start()
+    results.startup_seconds = await server.wait_ready()
+    _progress(f"gateway ready on port {server.port} in {results.startup_seconds:.2f} s")
+    await asyncio.sleep(IDLE_SECONDS)
+    server.check_alive()
+    results.idle_rss = server.rss_bytes()
+    results.idle_peak_rss = server.peak_rss_bytes()
+
+    run_tag = f"bench{os.getpid()}"  # client_order_id prefix: unique per run
+    available = scenarios(run_tag)
+    for name in args.scenarios:
+        if name == "sse":
+            continue
+        scenario = available[name]
+        _progress(f"{scenario.label}: {args.warmup:g} s warm-up + {args.duration:g} s ...")
+        load = LoadRun(
+            HOST,
+            server.port,
+            scenario,
+            args.connections,
+            args.warmup,
+            args.duration,
+            server.cpu_seconds,
+        )
+        result = await load.run()
+        server.check_alive()
+        result.server_rss_after = server.rss_bytes()
+        results.http.append(result)
+        latency = LatencySummary.from_ns(result.latencies_ns)
+        _progress(
+            f"  {result.successes_per_second:,.0f} req/s, p50 {latency.p50_ms or 0:.2f} ms, "
+            f"p99 {latency.p99_ms or 0:.2f} ms, {result.errors} errors"
+        )
+
+    if "sse" in args.scenarios:
+        for clients in args.sse_clients:
+            _progress(f"SSE fan-out: {clients} clients, {args.sse_events} market events ...")
+            fanout = await run_fanout(
+                HOST,
+                server.port,
+                clients,
+                args.sse_events,
+                server_rss=server.rss_bytes,
+                check_server=server.check_alive,
+            )
+            server.check_alive()
+            results.sse.append(fanout)
+            _progress(
+                f"  {fanout.connected}/{clients} connected, all-clients delivery p50 "
+                f"{fanout.all_clients_p50_ms or 0:.2f} ms, max {fanout.all_clients_max_ms or 0:.2f}"
+                f" ms, {fanout.missing} missed"
+            )
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    factory, _name = _loop_factory()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(coro)
+
+
+def _shown(path: Path) -> Path:
+    """The path relative to the working directory when it lies below it."""
+    with contextlib.suppress(ValueError):
+        return path.resolve().relative_to(Path.cwd())
+    return path
+
+
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wanted_fds = max(args.sse_clients, default=0) + args.connections + FD_HEADROOM
+    fd_limit = raise_fd_limit(wanted_fds)
+    if fd_limit < wanted_fds:
+        _progress(f"warning: descriptor limit {fd_limit} < {wanted_fds}; SSE runs may fail")
+    # Outside the event loop (start-up, shutdown) SIGTERM unwinds like Ctrl-C as well.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    results = BenchResults(
+        meta={
+            "started_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            "commit": _commit(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            # Other work on the machine skews every figure; this shows whether there was any.
+            "load_average_1m_at_start": round(os.getloadavg()[0], 2),
+            "client_loop": _loop_factory()[1],
+            "load_generator": "asyncio streams, closed loop (wrk is not used)",
+            "connections": args.connections,
+            "warmup_s": args.warmup,
+            "duration_s": args.duration,
+            "scenarios": args.scenarios,
+            "sse_clients": args.sse_clients,
+            "sse_events": args.sse_events,
+            "fd_limit": fd_limit,
+        }
+    )
+    with tempfile.TemporaryDirectory(prefix="veloz-bench-") as data_dir:
+        server = GatewayProcess(args.python, REPO_ROOT, Path(data_dir), free_port())
+        try:
+            _run(_bench(args, server, results))
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            results.error = "interrupted"
+        except (ServerError, OSError, TimeoutError) as exc:
+            results.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            _progress("stopping the gateway (SIGTERM) ...")
+            results.shutdown = server.stop()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if results.shutdown is not None and not results.shutdown.clean:
+            _progress(f"gateway log tail:\n{server.log_tail()}")
+
+    print(render(results))
+    write_json(results, args.output)
+    print(f"\nResults written to {_shown(args.output)}")
+    return 1 if results.error else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""The collected results, the end-of-run table, the targets, and latest.json."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.benchmark.loadgen import LoadResult
+from tests.benchmark.server import StopResult
+from tests.benchmark.sse import FanoutResult
+from tests.benchmark.stats import LatencySummary
+
+MB = 1024 * 1024
+
+# The product's targets. They are compared and printed, never enforced.
+TARGET_HTTP_RPS = 10_000
+TARGET_ORDERS_PER_S = 1_000
+TARGET_SSE_CLIENTS = 1_000
+TARGET_IDLE_RSS_MB = 50.0
+
+# Above this share of one core the load generator itself may be what limits the figures.
+CLIENT_SATURATION_PCT = 90.0
+
+
+@dataclass
+class Target:
+    name: str
+    target: str
+    measured: str
+    met: bool | None  # None: not measured in this run
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "target": self.target,
+            "measured": self.measured,
+            "met": self.met,
+        }
+
+
+@dataclass
+class BenchResults:
+    meta: dict[str, Any]
+    startup_seconds: float | None = None
+    idle_rss: int | None = None
+    idle_peak_rss: int | None = None
+    http: list[LoadResult] = field(default_factory=list)
+    sse: list[FanoutResult] = field(default_factory=list)
+    shutdown: StopResult | None = None
+    error: str | None = None
+
+    def targets(self) -> list[Target]:
+        return [self._http_target(), self._orders_target(), self._sse_target(), self._rss_target()]
+
+    def _http(self, name: str) -> LoadResult | None:
+        return next((r for r in self.http if r.scenario == name), None)
+
+    def _http_target(self) -> Target:
+        # "Total" throughput: all connections together, on the cheapest endpoint (GET /health),
+        # which is the gateway's HTTP ceiling. The other endpoints are in the table above.
+        name = "HTTP throughput, GET /health"
+        result = self._http("health")
+        if result is None:
+            return Target(name, f"> {TARGET_HTTP_RPS:,} req/s", "not run", None)
+        rps = result.successes_per_second
+        return Target(
+            name, f"> {TARGET_HTTP_RPS:,} req/s", f"{rps:,.0f} req/s", rps > TARGET_HTTP_RPS
+        )
+
+    def _orders_target(self) -> Target:
+        name = "Orders, POST /api/order"
+        result = self._http("order")
+        if result is None:
+            return Target(name, f"> {TARGET_ORDERS_PER_S:,} orders/s", "not run", None)
+        rate = result.successes_per_second
+        return Target(
+            name,
+            f"> {TARGET_ORDERS_PER_S:,} orders/s",
+            f"{rate:,.0f} orders/s",
+            rate > TARGET_ORDERS_PER_S,
+        )
+
+    def _sse_target(self) -> Target:
+        name = "SSE clients served"
+        wanted = f"{TARGET_SSE_CLIENTS:,} clients"
+        runs = [r for r in self.sse if r.clients >= TARGET_SSE_CLIENTS]
+        if not runs:
+            return Target(name, wanted, "not run", None)
+        best = max(runs, key=lambda r: r.clients)
+        measured = f"{best.connected:,}/{best.clients:,} connected, {best.missing} missed"
+        return Target(name, wanted, measured, best.complete)
+
+    def _rss_target(self) -> Target:
+        name = "Idle RSS"
+        if self.idle_rss is None:
+            return Target(name, f"< {TARGET_IDLE_RSS_MB:.0f} MB", "not measured", None)
+        mb = self.idle_rss / MB
+        return Target(
+            name, f"< {TARGET_IDLE_RSS_MB:.0f} MB", f"{mb:.1f} MB", mb < TARGET_IDLE_RSS_MB
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "meta": self.meta,
+            "startup": {
+                "ready_s": _round(self.startup_seconds, 3),
+                "idle_rss_bytes": self.idle_rss,
+                "idle_peak_rss_bytes": self.idle_peak_rss,
+            },
+            "http": [r.as_dict() for r in self.http],
+            "sse": [r.as_dict() for r in self.sse],
+            "targets": [t.as_dict() for t in self.targets()],
+            "shutdown": self.shutdown.as_dict() if self.shutdown else None,
+            "error": self.error,
+        }
+
+
+def write_json(results: BenchResults, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results.as_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def render(results: BenchResults) -> str:
+    meta = results.meta
+    lines = [
+        "",
+        f"veloz-gateway benchmark  {meta['started_at']}  commit {meta.get('commit') or '?'}",
+        f"  {meta['cpus']} CPUs, Python {meta['python']}, client loop {meta['client_loop']}, "
+        f"{meta['connections']} connections, {meta['warmup_s']:g} s warm-up + "
+        f"{meta['duration_s']:g} s per HTTP scenario",
+        f"  load average at start {meta['load_average_1m_at_start']:.2f} "
+        "(other busy processes make every figure worse)",
+        "",
+        "Startup",
+        f"  first 200 on /health  {_fmt(results.startup_seconds, '{:.2f} s')}",
+        f"  idle RSS (after 2 s)  {_mb(results.idle_rss)}",
+    ]
+    if results.http:
+        lines += ["", *_http_table(results.http)]
+    if results.sse:
+        lines += ["", *_sse_table(results.sse)]
+    lines += ["", *_targets_table(results.targets())]
+    stop = results.shutdown
+    if stop is not None and stop.already_exited:
+        lines += ["", f"Shutdown: the gateway had already exited (code {stop.exit_code})"]
+    elif stop is not None:
+        verdict = "clean" if stop.clean else "NOT clean"
+        lines += [
+            "",
+            f"Shutdown (SIGTERM): {verdict}, exit code {stop.exit_code}, {stop.seconds:.2f} s"
+            + (", had to SIGKILL" if stop.killed else ""),
+        ]
+    if results.error:
+        lines += ["", f"Run stopped early: {results.error}"]
+    return "\n".join(lines)
+
+
+def _http_table(runs: Sequence[LoadResult]) -> list[str]:
+    header = (
+        f"{'HTTP':<16} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} "
+        f"{'errors':>7} {'srv CPU':>7} {'cli CPU':>7} {'srv RSS':>9}"
+    )
+    lines = [header]
+    notes = []
+    for run in runs:
+        latency = LatencySummary.from_ns(run.latencies_ns)
+        window = run.window_seconds
+        client_pct = 100 * run.client_cpu_seconds / window if window else 0.0
+        server_pct = (
+            100 * run.server_cpu_seconds / window
+            if window and run.server_cpu_seconds is not None
+            else None
+        )
+        lines.append(
+            f"{run.label:<16} {run.successes_per_second:>8,.0f} "
+            f"{_fmt(latency.p50_ms, '{:.2f}'):>7} {_fmt(latency.p99_ms, '{:.2f}'):>7} "
+            f"{_fmt(latency.p999_ms, '{:.2f}'):>8} "
+            f"{run.errors:>7,} {_fmt(server_pct, '{:.0f}%'):>7} {client_pct:>6.0f}% "
+            f"{_mb(run.server_rss_after):>9}"
+        )
+        if run.error_kinds:
+            kinds = ", ".join(f"{kind} x{n}" for kind, n in run.error_kinds.most_common(4))
+            notes.append(f"  {run.label} errors: {kinds}")
+        if client_pct >= CLIENT_SATURATION_PCT:
+            notes.append(
+                f"  {run.label}: the load generator used {client_pct:.0f}% of a core; "
+                "it may be the bottleneck"
+            )
+    lines.append(
+        "  req/s counts successful responses; latency is per request under closed-loop load "
+        f"({runs[0].connections} in flight)"
+    )
+    return lines + notes
+
+
+def _sse_table(runs: Sequence[FanoutResult]) -> list[str]:
+    header = (
+        f"{'SSE fan-out':<12} {'connected':>11} {'connect s':>9} {'events':>6} "
+        f"{'all p50 ms':>10} {'all max ms':>10} {'median ms':>9} {'missed':>6} {'srv RSS':>9}"
+    )
+    lines = [header]
+    for run in runs:
+        lines.append(
+            f"{f'{run.clients:,} clients':<12} {f'{run.connected:,}/{run.clients:,}':>11} "
+            f"{run.connect_seconds:>9.2f} {len(run.deliveries):>6} "
+            f"{_fmt(run.all_clients_p50_ms, '{:.2f}'):>10} "
+            f"{_fmt(run.all_clients_max_ms, '{:.2f}'):>10} "
+            f"{_fmt(run.median_client_p50_ms, '{:.2f}'):>9} {run.missing:>6} "
+            f"{_mb(run.server_rss_connected):>9}"
+        )
+        for kind, count in run.failure_kinds.most_common(3):
+            lines.append(f"  {run.clients} clients, failed to connect: {kind} x{count}")
+    lines.append(
+        "  all = time for one market event to reach every client (receive - ts_ns), over the "
+        "events; median = the median client"
+    )
+    return lines
+
+
+def _targets_table(targets: Sequence[Target]) -> list[str]:
+    lines = [f"{'Target':<30} {'wanted':<20} {'measured':<34} result"]
+    for target in targets:
+        verdict = {True: "met", False: "MISSED", None: "-"}[target.met]
+        lines.append(f"{target.name:<30} {target.target:<20} {target.measured:<34} {verdict}")
+    return lines
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def _mb(value: int | None) -> str:
+    return "-" if value is None else f"{value / MB:.1f} MB"
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
