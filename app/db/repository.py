@@ -108,6 +108,15 @@ class StateRepository:
         self.engine = engine
         self.keep_events = keep_events
         self._dialect = engine.dialect.name
+        # Built once: constructing an upsert is a large part of a small batch's cost.
+        self._upserts = {
+            table.name: self._upsert_statement(table, keys)
+            for table, keys in (
+                (META, ["key"]),
+                (ORDERS, ["client_order_id"]),
+                (MARKETS, ["symbol"]),
+            )
+        }
 
     # --- reads (start-up) -------------------------------------------------------------------
     def load(self, ring_size: int) -> Snapshot:
@@ -156,28 +165,20 @@ class StateRepository:
                         for e in batch.events
                     ],
                 )
-                self._upsert(
-                    conn,
-                    META,
-                    ["key"],
-                    [{"key": "last_event_id", "value": str(batch.last_event_id)}],
-                )
+                meta = [{"key": "last_event_id", "value": str(batch.last_event_id)}]
+                self._upsert(conn, META, meta)
             if batch.orders:
-                self._upsert(conn, ORDERS, ["client_order_id"], batch.orders)
+                self._upsert(conn, ORDERS, batch.orders)
             if batch.balances is not None:
                 # A snapshot replaces the map, so assets that vanished must go too.
                 conn.execute(delete(BALANCES))
                 if batch.balances:
                     conn.execute(insert(BALANCES), batch.balances)
             if batch.account_ts_ns is not None:
-                self._upsert(
-                    conn,
-                    META,
-                    ["key"],
-                    [{"key": "account_ts_ns", "value": str(batch.account_ts_ns)}],
-                )
+                meta = [{"key": "account_ts_ns", "value": str(batch.account_ts_ns)}]
+                self._upsert(conn, META, meta)
             if batch.quotes:
-                self._upsert(conn, MARKETS, ["symbol"], batch.quotes)
+                self._upsert(conn, MARKETS, batch.quotes)
 
     def prune_events(self, last_id: int) -> int:
         """Drop events older than the kept window, except the newest order-history events."""
@@ -200,9 +201,10 @@ class StateRepository:
             result = conn.execute(delete(EVENTS).where(condition))
             return int(result.rowcount or 0)
 
-    def _upsert(
-        self, conn: Any, table: Table, keys: Sequence[str], rows: list[dict[str, Any]]
-    ) -> None:
+    def _upsert(self, conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:
+        conn.execute(self._upserts[table.name], rows)
+
+    def _upsert_statement(self, table: Table, keys: Sequence[str]) -> Any:
         if self._dialect == "sqlite":
             stmt: Any = sqlite.insert(table)
         elif self._dialect == "postgresql":
@@ -210,4 +212,4 @@ class StateRepository:
         else:
             raise RuntimeError(f"unsupported database dialect: {self._dialect}")
         updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-        conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), rows)
+        return stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
