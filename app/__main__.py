@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from app import __version__
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.main import create_app
 
+    # uvicorn stops gracefully on SIGTERM, then re-raises the signal so the process would end
+    # "killed by SIGTERM"; with this no-op handler in place the graceful stop exits 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

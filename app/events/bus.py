@@ -61,7 +61,9 @@ class Subscription:
         self.closed = False
         self.overflowed = False
 
-    def push(self, event: Event) -> None:
+    def push(self, events: list[Event]) -> None:
+        """Queue events released together. Only what was already waiting counts against the
+        limit: a client that keeps up is never cut off because one release was large."""
         if self.closed:
             return
         if len(self._pending) >= self._limit:
@@ -69,7 +71,7 @@ class Subscription:
             self.closed = True
             self._pending.clear()  # free the memory now; the client resumes by id
         else:
-            self._pending.append(event)
+            self._pending.extend(events)
         self._wake.set()
 
     def close(self) -> None:
@@ -139,20 +141,24 @@ class EventBus:
         if self._gated:
             self._unreleased.append(event)
         else:
-            self._fan_out(event)
+            self._fan_out([event])
         return event
 
     def release(self, up_to_id: int) -> None:
         """Events up to `up_to_id` are durable: send them to stream clients."""
+        released = []
         while self._unreleased and self._unreleased[0].id <= up_to_id:
-            self._fan_out(self._unreleased.popleft())
+            released.append(self._unreleased.popleft())
+        if released:
+            self._fan_out(released)
 
-    def _fan_out(self, event: Event) -> None:
-        self._released_id = event.id
+    def _fan_out(self, events: list[Event]) -> None:
+        self._released_id = events[-1].id
         for listener in self._release_listeners:
-            listener(event)
+            for event in events:
+                listener(event)
         for subscriber in self._subscribers:
-            subscriber.push(event)
+            subscriber.push(events)
 
     def publish_many(self, events: Iterable[dict[str, Any]]) -> int:
         """Publish in order; returns the last id (or the current last id when there were none)."""

@@ -100,3 +100,18 @@ async def test_gated_bus_sends_only_released_events() -> None:
     batch = await subscription.next_batch(timeout=1)
     assert batch is not None and [e.id for e in batch] == [7]
     assert [e.id for e in bus.recent(after=5)] == [6, 7]
+
+
+async def test_one_large_release_does_not_cut_off_a_client_that_keeps_up() -> None:
+    bus = EventBus(gated=True)
+    subscription, _ = bus.subscribe(after=None, queue_size=3)
+    for n in range(10):
+        bus.publish({"type": "t", "n": n})
+    bus.release(10)  # e.g. after a slow commit: ten events at once
+    assert not subscription.closed
+    batch = await subscription.next_batch(timeout=1)
+    assert batch is not None and len(batch) == 10
+    for n in range(4):
+        bus.publish({"type": "t", "n": n})
+        bus.release(bus.last_id)
+    assert subscription.overflowed  # four releases unread: it fell behind

@@ -14,6 +14,7 @@ from app.events.bus import EventBus, Subscription, TooManySubscribers
 router = APIRouter(tags=["stream"])
 
 KEEPALIVE = b": keep-alive\n\n"
+SEND_TIMEOUT_SECONDS = 5.0
 
 STREAM_DOC = """Server-Sent Events: every engine event, live.
 
@@ -114,6 +115,8 @@ async def stream_events(
         # sse-starlette only calls set() on it; an anyio.Event would need a task to watch it.
         shutdown_event=cast(anyio.Event, _EndOnShutdown(subscription)),
         shutdown_grace_period=2.0,
+        # A client that accepts nothing for this long is gone: free its slot and task.
+        send_timeout=SEND_TIMEOUT_SECONDS,
         ping=0,
         sep="\n",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
