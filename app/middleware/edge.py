@@ -33,10 +33,7 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 CACHE_CONTROL = (b"cache-control", b"no-store, no-cache, must-revalidate, private")
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 ALLOW_METHODS = (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS")
-ALLOW_HEADERS = (
-    b"access-control-allow-headers",
-    b"Content-Type, Authorization, X-API-Key, X-Request-ID, Last-Event-ID",
-)
+ALLOW_HEADERS = (b"access-control-allow-headers", b"Content-Type, Authorization, X-API-Key")
 EXPOSE_HEADERS = (
     b"access-control-expose-headers",
     b"X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After",
