@@ -269,19 +269,19 @@ class SimExchange:
     def _available(self, market: Market) -> Decimal:
         return (self.liquidity / market.price).quantize(QTY_STEP, rounding=ROUND_DOWN)
 
-    def _reserve(self, order: SimOrder, market: Market) -> None:
+    def _reservation(self, order: SimOrder, market: Market, qty: Decimal) -> tuple[Wallet, Decimal]:
+        """Which wallet `qty` of the order holds, and how much of it."""
         if order.side == "BUY":
-            wallet, amount = self.wallets[market.quote], order.qty * order.reserve_price
-        else:
-            wallet, amount = self.wallets[market.base], order.qty
+            return self.wallets[market.quote], qty * order.reserve_price
+        return self.wallets[market.base], qty
+
+    def _reserve(self, order: SimOrder, market: Market) -> None:
+        wallet, amount = self._reservation(order, market, order.qty)
         wallet.free -= amount
         wallet.locked += amount
 
     def _release(self, order: SimOrder, market: Market) -> None:
-        if order.side == "BUY":
-            wallet, amount = self.wallets[market.quote], order.remaining * order.reserve_price
-        else:
-            wallet, amount = self.wallets[market.base], order.remaining
+        wallet, amount = self._reservation(order, market, order.remaining)
         wallet.locked -= amount
         wallet.free += amount
 

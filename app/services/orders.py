@@ -45,21 +45,30 @@ def fingerprint(command: OrderCommand) -> str:
     )
 
 
-def _result_of(order: OrderState) -> OrderResult:
-    if order.status == "REJECTED":
-        return OrderResult(
-            ok=False,
-            client_order_id=order.client_order_id,
-            venue_order_id=order.venue_order_id,
-            status=order.status,
-            error=order.reason or "rejected",
-            message=f"the order was rejected: {order.reason or 'rejected'}",
-        )
+def _result(
+    cid: str, accepted: bool, venue_order_id: str | None, status: str | None, reason: str | None
+) -> OrderResult:
+    if accepted:
+        return OrderResult(True, cid, venue_order_id, status)
+    reason = reason or "rejected"
     return OrderResult(
-        ok=True,
-        client_order_id=order.client_order_id,
-        venue_order_id=order.venue_order_id,
-        status=order.status,
+        False,
+        cid,
+        venue_order_id,
+        status,
+        error=reason,
+        message=f"the order was rejected: {reason}",
+    )
+
+
+def _result_of(order: OrderState) -> OrderResult:
+    """The answer to a retry, rebuilt from what the order is now."""
+    return _result(
+        order.client_order_id,
+        order.status != "REJECTED",
+        order.venue_order_id,
+        order.status,
+        order.reason,
     )
 
 
@@ -130,19 +139,7 @@ class OrderService:
         finally:
             del self._inflight[cid]
             done.set_result(None)
-        if not ack.accepted:
-            reason = ack.reason or "rejected"
-            return OrderResult(
-                ok=False,
-                client_order_id=cid,
-                venue_order_id=ack.venue_order_id,
-                status=ack.status,
-                error=reason,
-                message=f"the order was rejected: {reason}",
-            )
-        return OrderResult(
-            ok=True, client_order_id=cid, venue_order_id=ack.venue_order_id, status=ack.status
-        )
+        return _result(cid, ack.accepted, ack.venue_order_id, ack.status, ack.reason)
 
     async def cancel(self, client_order_id: str, symbol: str | None) -> CancelResult:
         order = self._orders.get(client_order_id)
