@@ -14,13 +14,15 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from app import __version__
-from app.api.routes import health, market, orders, stream, system
+from app.api.routes import auth, health, market, orders, stream, system
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.middleware.body_limit import BodyLimitMiddleware
+from app.middleware.client_ip import ClientIpMiddleware
 from app.middleware.edge import CorsPolicy, EdgeMiddleware
 from app.runtime import Runtime
+from app.schemas.auth import ApiKeyCreate, LoginRequest, RefreshRequest, RoleChange, UserCreate
 from app.schemas.orders import CancelRequest, OrderRequest
 
 DESCRIPTION = """
@@ -38,10 +40,17 @@ TAGS = [
     {"name": "config", "description": "The effective configuration."},
     {"name": "execution", "description": "The execution venue."},
     {"name": "stream", "description": "The live event stream (SSE)."},
+    {"name": "auth", "description": "Log in, refresh and log out (JWT, HS256)."},
+    {"name": "api-keys", "description": "API keys, sent as the `X-API-Key` header."},
+    {"name": "roles", "description": "Role assignments: viewer, trader, admin."},
+    {"name": "users", "description": "Users who can log in."},
 ]
 
 # Bodies read by hand (JSON or form) are not seen by FastAPI; their schemas are added here.
-EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (OrderRequest, CancelRequest)
+EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (
+    OrderRequest, CancelRequest, LoginRequest, RefreshRequest, ApiKeyCreate, RoleChange,
+    UserCreate,
+)  # fmt: skip
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -116,6 +125,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         system.router,
         system.execution_router,
         stream.router,
+        auth.router,
+        auth.keys_router,
+        auth.roles_router,
+        auth.users_router,
     ):
         app.include_router(router)
 
@@ -125,6 +138,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Outermost last: the edge sees every response, including 413s and unexpected errors.
     app.add_middleware(BodyLimitMiddleware, max_body_size=settings.max_body_size)
+    app.add_middleware(
+        ClientIpMiddleware,
+        allow=settings.ip_whitelist,
+        deny=settings.ip_blacklist,
+        trusted_proxies=settings.trusted_proxies,
+    )
     app.add_middleware(
         EdgeMiddleware, cors=CorsPolicy(settings.cors_origins, settings.cors_credentials)
     )

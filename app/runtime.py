@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from app.auth.service import AuthService
 from app.core.config import Settings
 from app.db.database import make_engine, migrate
+from app.db.identity import IdentityRepository
 from app.db.repository import StateRepository
 from app.db.writer import StateWriter
 from app.engine.sim import SimEngine
@@ -40,9 +42,11 @@ class Runtime:
         self.writer = StateWriter(self.repository, self.state, on_durable=self.bus.release)
         self.engine = build_engine(settings, self.bus.publish_many, now_ns)
         self.orders = OrderService(self.engine, self.state.orders, self.writer)
+        self.auth = AuthService(settings, IdentityRepository(self.db))
 
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.db)
+        await self.auth.start()
         snapshot = await asyncio.to_thread(self.repository.load, self.settings.event_buffer_size)
         state = self.state
         state.orders.restore(snapshot.orders)
@@ -74,5 +78,6 @@ class Runtime:
         await self.engine.stop()
         self.bus.close()
         await self.writer.stop()
+        await self.auth.stop()
         self.db.dispose()
         log.info("gateway stopped; last event id %d", self.bus.last_id)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
+from pydantic import BaseModel
 
 from app.core.config import Settings
 from app.core.errors import ApiError
@@ -33,6 +34,15 @@ async def get_order_service(request: Request) -> OrderService:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 OrderServiceDep = Annotated[OrderService, Depends(get_order_service)]
+
+
+def body_doc(model: type[BaseModel], *, form: bool = False) -> dict[str, Any]:
+    """OpenAPI for a body read by hand (`read_object_body`): JSON, and forms where accepted."""
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    content = {"application/json": {"schema": ref}}
+    if form:
+        content["application/x-www-form-urlencoded"] = {"schema": ref}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 async def read_object_body(request: Request, *, form_allowed: bool) -> dict[str, Any]:

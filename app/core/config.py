@@ -124,9 +124,21 @@ class Settings(BaseSettings):
     admin_password: SecretStr = SecretStr("")
     rate_limit_capacity: int = Field(100, ge=1)
     rate_limit_refill: float = Field(10.0, gt=0)
+    refresh_rotation: bool = False
+    api_key_secret: SecretStr = SecretStr("")
+    ip_whitelist: CommaList = []
+    ip_blacklist: CommaList = []
+    trusted_proxies: CommaList = []
 
     # --- validators -------------------------------------------------------------------------
-    @field_validator("cors_origins", "market_symbols", mode="before")
+    @field_validator(
+        "cors_origins",
+        "market_symbols",
+        "ip_whitelist",
+        "ip_blacklist",
+        "trusted_proxies",
+        mode="before",
+    )
     @classmethod
     def _comma_lists(cls, value: Any) -> Any:
         return _split_commas(value)
@@ -141,6 +153,16 @@ class Settings(BaseSettings):
     def _market_symbol(cls, value: Any) -> Any:
         if isinstance(value, str):
             return value.strip().upper() or "BTCUSDT"
+        return value
+
+    @field_validator("ip_whitelist", "ip_blacklist", "trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from exc
         return value
 
     @field_validator("market_symbols")
@@ -172,6 +194,16 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"VELOZ_MARKET_SYMBOL(S): {exc}") from exc
         self.market_symbols = symbols
+        if self.auth_enabled:
+            jwt_secret = self.jwt_secret.get_secret_value()
+            if jwt_secret and len(jwt_secret) < 32:
+                raise ValueError(
+                    "VELOZ_JWT_SECRET: at least 32 characters, or leave it empty to have one "
+                    "generated and kept in the data dir"
+                )
+            password = self.admin_password.get_secret_value()
+            if password and len(password) < 8:
+                raise ValueError("VELOZ_ADMIN_PASSWORD: at least 8 characters")
         if not _is_loopback(self.host) and not self.auth_enabled and not self.allow_insecure:
             raise ValueError(
                 f"VELOZ_HOST: refusing to listen on non-loopback {self.host} with auth "
@@ -187,8 +219,6 @@ class Settings(BaseSettings):
     def unavailable_features(self) -> list[str]:
         """Settings that ask for something this build cannot do, each as one clear line."""
         problems = []
-        if self.auth_enabled:
-            problems.append("VELOZ_AUTH_ENABLED=true: authentication is not part of this build yet")
         if self.execution_mode != "sim_engine":
             problems.append(
                 f"VELOZ_EXECUTION_MODE={self.execution_mode}: Binance execution is not part of "
@@ -249,6 +279,10 @@ YAML_KEYS: dict[tuple[str, str], str] = {
     ("auth", "jwt_secret"): "jwt_secret",
     ("auth", "token_expiry"): "token_expiry",
     ("auth", "admin_password"): "admin_password",
+    ("auth", "refresh_rotation"): "refresh_rotation",
+    ("auth", "ip_whitelist"): "ip_whitelist",
+    ("auth", "ip_blacklist"): "ip_blacklist",
+    ("auth", "trusted_proxies"): "trusted_proxies",
     ("rate_limit", "capacity"): "rate_limit_capacity",
     ("rate_limit", "refill_rate"): "rate_limit_refill",
     ("engine", "mode"): "execution_mode",

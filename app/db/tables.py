@@ -62,3 +62,51 @@ class MetaRow(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(max_length=256)
+
+
+class UserRow(SQLModel, table=True):
+    """Login accounts. Roles live in `role_assignments`, shared with API-key owners."""
+
+    __tablename__ = "users"
+
+    user_id: str = Field(primary_key=True, max_length=64)
+    password_hash: str = Field(max_length=255)
+    disabled: bool = Field(default=False)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_login_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class RoleAssignmentRow(SQLModel, table=True):
+    __tablename__ = "role_assignments"
+
+    user_id: str = Field(primary_key=True, max_length=64)
+    roles: str = Field(sa_column=Column(Text, nullable=False))  # JSON list
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_by: str | None = Field(default=None, max_length=64)
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """API keys, stored as HMAC-SHA256 of the raw key under a server secret."""
+
+    __tablename__ = "api_keys"
+
+    key_id: str = Field(primary_key=True, max_length=32)
+    key_hash: str = Field(max_length=64, unique=True)
+    user_id: str = Field(max_length=64, index=True)
+    name: str = Field(max_length=255)
+    permissions: str = Field(sa_column=Column(Text, nullable=False))  # JSON list
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_used_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    expires_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    revoked: bool = Field(default=False)
+
+
+class RevocationRow(SQLModel, table=True):
+    """Revoked token ids (or refresh families, `fam:<id>`), kept until the token expires."""
+
+    __tablename__ = "token_revocations"
+
+    token_id: str = Field(primary_key=True, max_length=80)
+    expires_at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))

@@ -136,6 +136,8 @@ class EdgeMiddleware:
                 if not any(name.lower() == b"cache-control" for name, _ in headers):
                     headers.append(CACHE_CONTROL)
                 headers += extra
+                # Set by the rate-limit check, so they also reach that request's error answers.
+                headers += scope["state"].get("rate_limit_headers", ())
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -37,9 +37,12 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The `responses=` entry documenting the error statuses a route can answer."""
     descriptions = {
         400: "Invalid input (`bad_params`, `bad_json`)",
+        401: "Not authenticated (`authentication_required`, `invalid_token`, `invalid_api_key`)",
+        403: "Not allowed (`forbidden`, `ip_forbidden`)",
         404: "Not found (`not_found`)",
         409: "Conflict with existing state",
         413: "Body larger than VELOZ_MAX_BODY_SIZE (`payload_too_large`)",
+        429: "Rate limit exceeded (`rate_limit_exceeded`); see `Retry-After`",
         503: "Engine or storage unavailable (`engine_unavailable`, `storage_unavailable`)",
     }
     return {

@@ -137,7 +137,6 @@ def test_secrets_are_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("VELOZ_AUTH_ENABLED", "true"),
         ("VELOZ_EXECUTION_MODE", "binance_testnet_spot"),
         ("VELOZ_MARKET_SOURCE", "binance_rest"),
     ],

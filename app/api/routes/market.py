@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from app.api.deps import RuntimeDep
+from app.api.security import require
+from app.auth.permissions import READ_ACCOUNT, READ_MARKET
 from app.core.errors import ApiError
 from app.schemas.common import error_responses
 from app.schemas.market import AccountResponse, MarketResponse
@@ -16,7 +18,8 @@ router = APIRouter(tags=["market"])
     "/api/market",
     summary="Latest market price",
     response_model=MarketResponse,
-    responses=error_responses(404),
+    responses=error_responses(401, 403, 404, 429),
+    dependencies=[Depends(require(READ_MARKET))],
 )
 async def get_market(
     runtime: RuntimeDep,
@@ -43,7 +46,13 @@ async def get_market(
 account_router = APIRouter(tags=["account"])
 
 
-@account_router.get("/api/account", summary="Account balances", response_model=AccountResponse)
+@account_router.get(
+    "/api/account",
+    summary="Account balances",
+    response_model=AccountResponse,
+    responses=error_responses(401, 403, 429),
+    dependencies=[Depends(require(READ_ACCOUNT))],
+)
 async def get_account(runtime: RuntimeDep) -> AccountResponse:
     """Free and locked (reserved by open orders) balance of every asset."""
     return AccountResponse.model_validate(runtime.state.account.snapshot())

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from app.api.deps import OrderServiceDep, RuntimeDep, read_object_body
+from app.api.deps import OrderServiceDep, RuntimeDep, body_doc, read_object_body
+from app.api.security import require
+from app.auth.permissions import READ_ORDERS, WRITE_CANCEL, WRITE_ORDERS
 from app.core.errors import ApiError, validation_details
 from app.engine.base import OrderCommand
 from app.schemas.common import error_responses
@@ -24,20 +26,6 @@ router = APIRouter(tags=["orders"])
 M = TypeVar("M", bound=BaseModel)
 
 
-def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
-    """Document a body that is read by hand because it may be JSON or a form (K4)."""
-    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": ref},
-                "application/x-www-form-urlencoded": {"schema": ref},
-            },
-        }
-    }
-
-
 async def _parse(request: Request, model: type[M]) -> M:
     data = await read_object_body(request, form_allowed=True)
     try:
@@ -53,8 +41,9 @@ async def _parse(request: Request, model: type[M]) -> M:
     summary="Place an order",
     response_model=OrderResponse,
     response_model_exclude_none=True,
-    responses=error_responses(400, 409, 413, 503),
-    openapi_extra=_body_doc(OrderRequest),
+    responses=error_responses(400, 401, 403, 409, 413, 429, 503),
+    dependencies=[Depends(require(WRITE_ORDERS))],
+    openapi_extra=body_doc(OrderRequest, form=True),
 )
 async def place_order(
     request: Request, runtime: RuntimeDep, orders: OrderServiceDep
@@ -91,8 +80,9 @@ async def place_order(
     summary="Cancel an order",
     response_model=CancelResponse,
     response_model_exclude_none=True,
-    responses=error_responses(400, 404, 409, 413, 503),
-    openapi_extra=_body_doc(CancelRequest),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 429, 503),
+    dependencies=[Depends(require(WRITE_CANCEL))],
+    openapi_extra=body_doc(CancelRequest, form=True),
 )
 async def cancel_order(request: Request, orders: OrderServiceDep) -> CancelResponse:
     """Cancel an open order; what it reserved is released. Unknown ids answer 404."""
@@ -107,6 +97,8 @@ async def cancel_order(request: Request, orders: OrderServiceDep) -> CancelRespo
     "/api/orders",
     summary="Recent order events",
     response_model=OrderEventsResponse,
+    responses=error_responses(401, 403, 429),
+    dependencies=[Depends(require(READ_ORDERS))],
 )
 async def list_order_events(runtime: RuntimeDep) -> Response:
     """The last 200 order-related events (`order_update`, `fill`, ...), oldest first."""
@@ -118,6 +110,8 @@ async def list_order_events(runtime: RuntimeDep) -> Response:
     "/api/orders_state",
     summary="All order states",
     response_model=OrderStatesResponse,
+    responses=error_responses(401, 403, 429),
+    dependencies=[Depends(require(READ_ORDERS))],
 )
 async def list_order_states(runtime: RuntimeDep) -> OrderStatesResponse:
     """Every order the gateway knows, in the order it first saw them."""
@@ -130,7 +124,8 @@ async def list_order_states(runtime: RuntimeDep) -> OrderStatesResponse:
     "/api/order_state",
     summary="One order's state",
     response_model=OrderStateModel,
-    responses=error_responses(400, 404),
+    responses=error_responses(400, 401, 403, 404, 429),
+    dependencies=[Depends(require(READ_ORDERS))],
 )
 async def get_order_state(
     runtime: RuntimeDep,

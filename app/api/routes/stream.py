@@ -4,10 +4,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated, cast
 
 import anyio
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
 from sse_starlette import EventSourceResponse
 
 from app.api.deps import RuntimeDep
+from app.api.security import public_rate_limited
 from app.core.errors import ApiError
 from app.events.bus import EventBus, Subscription, TooManySubscribers
 
@@ -74,6 +75,7 @@ async def _frames(
     summary="Live event stream (SSE)",
     description=STREAM_DOC,
     response_class=EventSourceResponse,
+    dependencies=[Depends(public_rate_limited)],
     responses={
         200: {
             "description": "An endless `text/event-stream`.",

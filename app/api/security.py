@@ -1,0 +1,95 @@
+"""Route guards: authenticate (401) → permission (403) → rate limit (429), in that order.
+
+Every route declares one of these, so no route can be reached without a decision. With auth
+disabled every caller is `anonymous` with every permission and nothing is rate limited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from app.auth.permissions import ANONYMOUS, Principal
+from app.auth.service import AuthService
+from app.core.errors import ApiError
+
+# Declared as FastAPI security schemes so OpenAPI documents them and Swagger can authorize.
+bearer_scheme = HTTPBearer(auto_error=False, description="An access token from /api/auth/login")
+api_key_scheme = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="An API key from /api/auth/keys"
+)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+ApiKeyDep = Annotated[str | None, Depends(api_key_scheme)]
+
+
+def auth_service(request: Request) -> AuthService:
+    service: AuthService = request.app.state.runtime.auth
+    return service
+
+
+def client_ip(request: Request) -> str:
+    ip = request.scope.get("state", {}).get("client_ip")
+    if ip:
+        return str(ip)
+    return request.client.host if request.client else ""
+
+
+def _limit(request: Request, auth: AuthService, identity: str) -> None:
+    decision = auth.rate_limit(identity)
+    request.scope["state"]["rate_limit_headers"] = [
+        (name.lower().encode(), value.encode()) for name, value in decision.headers()
+    ]
+    if not decision.allowed:
+        raise ApiError(429, "rate_limit_exceeded")
+
+
+def _identity(principal: Principal, request: Request) -> str:
+    if principal.key_id:
+        return f"key:{principal.key_id}"
+    if principal.auth_method == "jwt":
+        return f"user:{principal.user_id}"
+    return f"ip:{client_ip(request)}"
+
+
+def require(permission: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller must hold `permission`."""
+
+    async def guard(request: Request, bearer: BearerDep, api_key: ApiKeyDep) -> Principal:
+        auth = auth_service(request)
+        if not auth.enabled:
+            return ANONYMOUS
+        principal = auth.authenticate(bearer.credentials if bearer else None, api_key)
+        if not principal.allows(permission):
+            raise ApiError(403, "forbidden", f"Required permissions: {permission}")
+        _limit(request, auth, _identity(principal, request))
+        return principal
+
+    guard.__name__ = f"require_{permission.replace(':', '_')}"
+    return guard
+
+
+async def public_rate_limited(request: Request) -> None:
+    """Public, but rate limited per client address when auth is on (contract §2.6)."""
+    auth = auth_service(request)
+    if auth.enabled:
+        _limit(request, auth, f"ip:{client_ip(request)}")
+
+
+async def optional_principal(
+    request: Request, bearer: BearerDep, api_key: ApiKeyDep
+) -> Principal | None:
+    """Who is calling, if anyone can be told; never refuses (used by logout)."""
+    auth = auth_service(request)
+    if bearer is None and not api_key:
+        return None
+    try:
+        return auth.authenticate(bearer.credentials if bearer else None, api_key)
+    except ApiError:
+        return None
+
+
+def public() -> None:
+    """Explicitly public: no auth, no rate limit (health, auth endpoints, docs)."""

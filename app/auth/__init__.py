@@ -1,0 +1,1 @@
+"""Identity and access: principals, permissions, tokens, API keys, rate limits. No HTTP here."""

@@ -1,0 +1,325 @@
+"""Identity rules: who a request is, logins and tokens, API keys, role assignments, users.
+
+Users, roles, keys and revocations are held in memory for O(1) checks on every request, and
+written through to the database before a change is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+import time
+from pathlib import Path
+
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from app.auth.passwords import PasswordHasher
+from app.auth.permissions import DEFAULT_ROLES, Principal
+from app.auth.ratelimit import Decision, MemoryBuckets, RateLimiter
+from app.auth.records import ApiKey, RoleAssignment, User
+from app.auth.secrets import load_or_create
+from app.auth.tokens import InvalidToken, TokenClaims, TokenCodec
+from app.core.config import Settings
+from app.core.errors import ApiError
+from app.db.identity import IdentityRepository
+
+log = logging.getLogger("veloz.auth")
+
+ADMIN_USER = "admin"
+MIN_PASSWORD_LENGTH = 8
+DEFAULT_KEY_PERMISSIONS = ["read", "write"]
+LOGIN_FAILURES = parse("5/5 minutes")  # per client IP and user id
+TOUCH_INTERVAL = 5.0  # seconds between writes of API keys' last-used times
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _unauthorized(code: str) -> ApiError:
+    return ApiError(401, code)
+
+
+class AuthService:
+    def __init__(self, settings: Settings, repository: IdentityRepository) -> None:
+        self.settings = settings
+        self.enabled = settings.auth_enabled
+        self._repository = repository
+        data_dir = Path(settings.data_dir)
+        jwt_secret = load_or_create(data_dir / "jwt_secret", settings.jwt_secret.get_secret_value())
+        key_secret = load_or_create(
+            data_dir / "api_key_secret", settings.api_key_secret.get_secret_value()
+        )
+        self.tokens = TokenCodec(jwt_secret, settings.token_expiry)
+        self._key_secret = key_secret.encode()
+        self._passwords: PasswordHasher | None = None
+        self.limiter = RateLimiter(
+            MemoryBuckets(), settings.rate_limit_capacity, settings.rate_limit_refill
+        )
+        self._login_failures = MovingWindowRateLimiter(MemoryStorage())
+        self.users: dict[str, User] = {}
+        self.roles: dict[str, RoleAssignment] = {}
+        self.keys: dict[str, ApiKey] = {}
+        self._keys_by_hash: dict[str, ApiKey] = {}
+        self._revoked: dict[str, int] = {}
+        self._touched: dict[str, int] = {}
+        self._toucher: asyncio.Task[None] | None = None
+
+    @property
+    def passwords(self) -> PasswordHasher:
+        if self._passwords is None:  # created on the loop: it holds an asyncio.Semaphore
+            self._passwords = PasswordHasher()
+        return self._passwords
+
+    # --- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        users, roles, keys, revoked = await asyncio.to_thread(self._repository.load, _now())
+        self.users = {u.user_id: u for u in users}
+        self.roles = {r.user_id: r for r in roles}
+        self.keys = {k.key_id: k for k in keys}
+        self._keys_by_hash = {k.key_hash: k for k in keys if not k.revoked}
+        self._revoked = revoked
+        await self._bootstrap_admin()
+        if self.enabled and not self._has_usable_admin():
+            raise RuntimeError(
+                "VELOZ_ADMIN_PASSWORD is empty and no enabled user has the admin role: "
+                "with auth enabled nobody could administer the gateway"
+            )
+        self._toucher = asyncio.create_task(self._touch_loop(), name="veloz-key-last-used")
+
+    async def stop(self) -> None:
+        if self._toucher is not None:
+            self._toucher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._toucher
+        await self._flush_touched()
+
+    async def _bootstrap_admin(self) -> None:
+        password = self.settings.admin_password.get_secret_value()
+        if not password:
+            return
+        user = self.users.get(ADMIN_USER)
+        if user is None or not await self.passwords.verify(password, user.password_hash):
+            now = _now()
+            user = User(
+                user_id=ADMIN_USER,
+                password_hash=await self.passwords.hash(password),
+                disabled=False,
+                created_at=user.created_at if user else now,
+                updated_at=now,
+                last_login_at=user.last_login_at if user else None,
+            )
+            await self._save_user(user)
+            log.info("admin user %s from VELOZ_ADMIN_PASSWORD",
+                     "updated" if ADMIN_USER in self.users else "created")  # fmt: skip
+        roles = self.roles_of(ADMIN_USER)
+        if ADMIN_USER not in self.roles or "admin" not in roles:
+            await self.set_roles(ADMIN_USER, sorted({*roles, "admin"}), by="system")
+        if user.disabled:
+            user.disabled = False
+            await self._save_user(user)
+
+    def _has_usable_admin(self) -> bool:
+        return any(
+            not user.disabled and "admin" in self.roles_of(user.user_id)
+            for user in self.users.values()
+        ) or any(not k.revoked and "admin" in k.permissions for k in self.keys.values())
+
+    # --- who is calling ---------------------------------------------------------------------
+    def authenticate(self, bearer: str | None, api_key: str | None) -> Principal:
+        """A bearer token wins over an API key, even when it is invalid (contract §2.5)."""
+        if bearer is not None:
+            try:
+                claims = self.tokens.verify_access(bearer)
+            except InvalidToken:
+                raise _unauthorized("invalid_token") from None
+            if claims.jti in self._revoked:
+                raise _unauthorized("invalid_token")
+            user = self.users.get(claims.sub)
+            if user is None or user.disabled:
+                raise _unauthorized("invalid_token")
+            return Principal.of(
+                user.user_id, self.roles_of(user.user_id), "jwt",
+                token_jti=claims.jti, token_exp=claims.exp,
+            )  # fmt: skip
+        if api_key:
+            key = self._keys_by_hash.get(self._hash_key(api_key))
+            now = _now()
+            if key is None or key.revoked or (key.expires_at is not None and key.expires_at <= now):
+                raise _unauthorized("invalid_api_key")
+            key.last_used_at = now
+            self._touched[key.key_id] = now
+            return Principal.of(
+                key.user_id, key.permissions or DEFAULT_KEY_PERMISSIONS, "api_key",
+                key_id=key.key_id,
+            )  # fmt: skip
+        raise _unauthorized("authentication_required")
+
+    def rate_limit(self, identity: str) -> Decision:
+        return self.limiter.check(identity)
+
+    def roles_of(self, user_id: str) -> list[str]:
+        assignment = self.roles.get(user_id)
+        return list(assignment.roles) if assignment else list(DEFAULT_ROLES)
+
+    # --- tokens -----------------------------------------------------------------------------
+    async def login(self, user_id: str, password: str, client_ip: str) -> dict[str, object]:
+        if not self._login_failures.test(LOGIN_FAILURES, client_ip, user_id):
+            reset = self._login_failures.get_window_stats(LOGIN_FAILURES, client_ip, user_id)
+            retry = max(1, math.ceil(reset.reset_time - time.time()))
+            raise ApiError(429, "rate_limit_exceeded", "too many failed logins",
+                           headers={"Retry-After": str(retry)})  # fmt: skip
+        user = self.users.get(user_id)
+        valid = await self.passwords.verify(password, user.password_hash if user else None)
+        if not valid or user is None or user.disabled:
+            self._login_failures.hit(LOGIN_FAILURES, client_ip, user_id)
+            raise _unauthorized("invalid_credentials")
+        user.last_login_at = _now()
+        await self._save_user(user)
+        family = secrets.token_hex(16) if self.settings.refresh_rotation else None
+        return {
+            "access_token": self.tokens.issue_access(user_id),
+            "refresh_token": self.tokens.issue_refresh(user_id, family),
+            "token_type": "Bearer",
+            "expires_in": self.settings.token_expiry,
+        }
+
+    async def refresh(self, refresh_token: str) -> dict[str, object]:
+        claims = await self._valid_refresh(refresh_token)
+        if claims is None:
+            raise _unauthorized("invalid_refresh_token")
+        answer: dict[str, object] = {
+            "access_token": self.tokens.issue_access(claims.sub),
+            "token_type": "Bearer",
+            "expires_in": self.settings.token_expiry,
+        }
+        if self.settings.refresh_rotation:
+            # The presented token is spent; presenting it again means it leaked (see below).
+            family = claims.fam or secrets.token_hex(16)
+            await self._revoke({claims.jti: claims.exp, f"used:{claims.jti}": claims.exp})
+            answer["refresh_token"] = self.tokens.issue_refresh(claims.sub, family)
+        return answer
+
+    async def _valid_refresh(self, token: str) -> TokenClaims | None:
+        try:
+            claims = self.tokens.verify_refresh(token)
+        except InvalidToken:
+            return None
+        if claims.fam is not None and f"fam:{claims.fam}" in self._revoked:
+            return None
+        if claims.jti in self._revoked:
+            if claims.fam is not None and f"used:{claims.jti}" in self._revoked:
+                # Reuse of a rotated token: someone else holds the family. End all of it.
+                await self._revoke({f"fam:{claims.fam}": claims.exp})
+                log.warning("refresh token reuse detected for %s; family revoked", claims.sub)
+            return None
+        user = self.users.get(claims.sub)
+        if user is None or user.disabled:
+            return None
+        return claims
+
+    async def logout(self, refresh_token: str, access: Principal | None) -> None:
+        """Revoke the refresh token and the access token presented with it (F14)."""
+        revoke: dict[str, int] = {}
+        with contextlib.suppress(InvalidToken):
+            claims = self.tokens.verify_refresh(refresh_token)
+            revoke[claims.jti] = claims.exp
+            if claims.fam is not None:
+                revoke[f"fam:{claims.fam}"] = claims.exp
+        if access is not None and access.token_jti and access.token_exp:
+            revoke[access.token_jti] = access.token_exp
+        if revoke:
+            await self._revoke(revoke)
+
+    async def _revoke(self, token_ids: dict[str, int]) -> None:
+        await asyncio.to_thread(self._repository.revoke, token_ids)
+        self._revoked.update(token_ids)
+
+    # --- API keys ---------------------------------------------------------------------------
+    def _hash_key(self, raw: str) -> str:
+        return hmac.new(self._key_secret, raw.encode(), hashlib.sha256).hexdigest()
+
+    def list_keys(self, principal: Principal) -> list[ApiKey]:
+        if principal.is_literal_admin:
+            return list(self.keys.values())
+        return [k for k in self.keys.values() if k.user_id == principal.user_id]
+
+    async def create_key(
+        self, owner: str, name: str, permissions: list[str], expires_at: int | None
+    ) -> tuple[ApiKey, str]:
+        raw = "veloz_" + secrets.token_hex(32)
+        key = ApiKey(
+            key_id="vk_" + secrets.token_hex(8),
+            key_hash=self._hash_key(raw),
+            user_id=owner,
+            name=name,
+            permissions=permissions or list(DEFAULT_KEY_PERMISSIONS),
+            created_at=_now(),
+            expires_at=expires_at,
+        )
+        await asyncio.to_thread(self._repository.save_key, key)
+        self.keys[key.key_id] = key
+        self._keys_by_hash[key.key_hash] = key
+        return key, raw
+
+    async def revoke_key(self, key_id: str) -> ApiKey | None:
+        key = self.keys.get(key_id)
+        if key is None:
+            return None
+        if not key.revoked:
+            key.revoked = True
+            await asyncio.to_thread(self._repository.save_key, key)
+            self._keys_by_hash.pop(key.key_hash, None)
+        return key
+
+    async def _touch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TOUCH_INTERVAL)
+            try:
+                await self._flush_touched()
+            except Exception:
+                log.exception("could not record API keys' last use")
+
+    async def _flush_touched(self) -> None:
+        if self._touched:
+            touched, self._touched = self._touched, {}
+            await asyncio.to_thread(self._repository.touch_keys, touched)
+
+    # --- roles ------------------------------------------------------------------------------
+    async def set_roles(self, user_id: str, roles: list[str], by: str) -> RoleAssignment:
+        now = _now()
+        current = self.roles.get(user_id)
+        assignment = RoleAssignment(
+            user_id=user_id,
+            roles=list(roles),
+            created_at=current.created_at if current else now,
+            updated_at=now,
+            created_by=current.created_by if current else by,
+        )
+        await asyncio.to_thread(self._repository.save_roles, assignment)
+        self.roles[user_id] = assignment
+        return assignment
+
+    # --- users ------------------------------------------------------------------------------
+    async def create_user(self, user_id: str, password: str, roles: list[str], by: str) -> User:
+        now = _now()
+        user = User(user_id, await self.passwords.hash(password), False, now, now)
+        await self._save_user(user)
+        await self.set_roles(user_id, roles, by)
+        return user
+
+    async def set_disabled(self, user: User, disabled: bool) -> None:
+        user.disabled = disabled
+        user.updated_at = _now()
+        await self._save_user(user)
+
+    async def _save_user(self, user: User) -> None:
+        await asyncio.to_thread(self._repository.save_user, user)
+        self.users[user.user_id] = user

@@ -1,0 +1,184 @@
+"""Login, tokens, API keys, roles and users (contract §2.2 to §2.4, §4.11, §4.12)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"user_id": "admin", "password": "change-me-please"}]}
+    )
+
+    user_id: str
+    password: str
+
+
+class RefreshRequest(BaseModel):
+    """Also the logout body."""
+
+    refresh_token: str
+
+
+class TokenPair(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"access_token": "eyJ...", "refresh_token": "eyJ...", "token_type": "Bearer",
+                 "expires_in": 3600}
+            ]
+        }
+    )  # fmt: skip
+
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"  # noqa: S105 (the scheme name, not a secret)
+    expires_in: int = Field(description="Access-token lifetime in seconds.")
+
+
+class AccessToken(BaseModel):
+    """A new access token; with refresh rotation on, also the next refresh token."""
+
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 (the scheme name, not a secret)
+    expires_in: int
+    refresh_token: str | None = None
+
+
+class OkResponse(BaseModel):
+    ok: bool = True
+
+
+class ApiKeyInfo(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"key_id": "vk_83aaa142929ef7cb", "user_id": "admin", "name": "bot",
+                 "created_at": 1795490821, "last_used_at": None, "revoked": False,
+                 "permissions": ["read", "write"], "expires_at": None}
+            ]
+        }
+    )  # fmt: skip
+
+    key_id: str
+    user_id: str
+    name: str
+    created_at: int
+    last_used_at: int | None
+    revoked: bool
+    permissions: list[str]
+    expires_at: int | None = None
+
+
+class ApiKeyList(BaseModel):
+    keys: list[ApiKeyInfo]
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "trading-bot", "permissions": ["trader"]}]}
+    )
+
+    name: str
+    permissions: list[str] | None = Field(
+        None, description="Roles, legacy or granular names; empty means read and write."
+    )
+    expires_at: int | None = Field(None, description="Unix seconds after which the key fails.")
+
+
+class ApiKeyCreated(BaseModel):
+    key_id: str
+    api_key: str = Field(description="Shown once; only a keyed hash of it is stored.")
+    message: str = "Store this key securely. It will not be shown again."
+
+
+class ApiKeyRevoked(BaseModel):
+    ok: bool = True
+    key_id: str
+
+
+class RoleEntry(BaseModel):
+    user_id: str
+    roles: list[str]
+    created_at: int
+    updated_at: int
+
+
+class RoleMetrics(BaseModel):
+    total_users: int
+    role_counts: dict[str, int]
+
+
+class RolesOverview(BaseModel):
+    users: list[RoleEntry]
+    metrics: RoleMetrics
+    available_roles: list[str]
+
+
+class UserRoles(BaseModel):
+    user_id: str
+    roles: list[str]
+    created_at: int
+    updated_at: int
+    created_by: str | None
+
+
+class DefaultUserRoles(BaseModel):
+    user_id: str
+    roles: list[str]
+    is_default: bool = True
+
+
+class RoleChange(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"user_id": "alice", "role": "trader"},
+                {"user_id": "alice", "roles": ["viewer", "trader"]},
+            ]
+        }
+    )
+
+    user_id: str
+    role: str | None = None
+    roles: list[str] | None = None
+
+
+class RoleChangeResponse(BaseModel):
+    ok: bool
+    message: str | None = None
+    user_id: str
+    role: str | None = None
+    roles: list[str]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"user_id": "alice", "password": "a-long-passphrase", "roles": ["trader"]}]
+        }
+    )
+
+    user_id: str = Field(pattern=r"^[A-Za-z0-9._@-]{1,64}$")
+    password: str = Field(min_length=8)
+    roles: list[str] | None = Field(None, description="Defaults to viewer.")
+
+
+class UserInfo(BaseModel):
+    user_id: str
+    roles: list[str]
+    disabled: bool
+    created_at: int
+    updated_at: int
+    last_login_at: int | None
+
+
+class UserList(BaseModel):
+    users: list[UserInfo]
+
+
+class UserChanged(BaseModel):
+    ok: bool = True
+    user_id: str
+    roles: list[str]
+    disabled: bool
