@@ -2,13 +2,12 @@
 #
 #   docker build -t veloz-gateway .
 #   docker run --rm -p 127.0.0.1:8080:8080 -v veloz-data:/data \
-#       -e VELOZ_ALLOW_INSECURE=true veloz-gateway
+#       -e VELOZ_AUTH_ENABLED=true -e VELOZ_ADMIN_PASSWORD=... veloz-gateway
 #
 # Inside a container the gateway has to listen on 0.0.0.0 (VELOZ_HOST below). It refuses to
 # bind a non-loopback address while authentication is disabled, so the container exits at
-# start with a one-line error unless you opt in with VELOZ_ALLOW_INSECURE=true (authentication
-# is not available yet). Only do that where the published port is not reachable by others,
-# e.g. publish it on 127.0.0.1 of the host as above.
+# start with a one-line error unless auth is on (or, for a trusted network only,
+# VELOZ_ALLOW_INSECURE=true).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
