@@ -282,6 +282,9 @@ class AuthService:
     async def _touch_loop(self) -> None:
         while True:
             await asyncio.sleep(TOUCH_INTERVAL)
+            now = _now()
+            # Expired tokens fail on `exp` anyway; their revocations need not stay in memory.
+            self._revoked = {k: exp for k, exp in self._revoked.items() if exp >= now}
             try:
                 await self._flush_touched()
             except Exception:
