@@ -37,11 +37,12 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def _limit(request: Request, auth: AuthService, identity: str) -> None:
+def _limit(request: Request, auth: AuthService, identity: str, headers: bool = True) -> None:
     decision = auth.rate_limit(identity)
-    request.scope["state"]["rate_limit_headers"] = [
-        (name.lower().encode(), value.encode()) for name, value in decision.headers()
-    ]
+    if headers or not decision.allowed:
+        request.scope["state"]["rate_limit_headers"] = [
+            (name.lower().encode(), value.encode()) for name, value in decision.headers()
+        ]
     if not decision.allowed:
         raise ApiError(429, "rate_limit_exceeded")
 
@@ -76,6 +77,13 @@ async def public_rate_limited(request: Request) -> None:
     auth = auth_service(request)
     if auth.enabled:
         _limit(request, auth, f"ip:{client_ip(request)}")
+
+
+async def stream_rate_limited(request: Request) -> None:
+    """As `public_rate_limited`; a stream carries rate-limit headers only when refused (§3)."""
+    auth = auth_service(request)
+    if auth.enabled:
+        _limit(request, auth, f"ip:{client_ip(request)}", headers=False)
 
 
 async def optional_principal(

@@ -28,6 +28,7 @@ from app.auth.secrets import load_or_create
 from app.auth.tokens import InvalidToken, TokenClaims, TokenCodec
 from app.core.config import Settings
 from app.core.errors import ApiError
+from app.core.logging import REDACTOR
 from app.db.identity import IdentityRepository
 
 log = logging.getLogger("veloz.auth")
@@ -57,6 +58,7 @@ class AuthService:
         key_secret = load_or_create(
             data_dir / "api_key_secret", settings.api_key_secret.get_secret_value()
         )
+        REDACTOR.add_secrets([jwt_secret, key_secret])  # never in a log line
         self.tokens = TokenCodec(jwt_secret, settings.token_expiry)
         self._key_secret = key_secret.encode()
         self._passwords: PasswordHasher | None = None
@@ -106,6 +108,7 @@ class AuthService:
         if not password:
             return
         user = self.users.get(ADMIN_USER)
+        existed = user is not None
         if user is None or not await self.passwords.verify(password, user.password_hash):
             now = _now()
             user = User(
@@ -118,10 +121,10 @@ class AuthService:
             )
             await self._save_user(user)
             log.info("admin user %s from VELOZ_ADMIN_PASSWORD",
-                     "updated" if ADMIN_USER in self.users else "created")  # fmt: skip
-        roles = self.roles_of(ADMIN_USER)
-        if ADMIN_USER not in self.roles or "admin" not in roles:
-            await self.set_roles(ADMIN_USER, sorted({*roles, "admin"}), by="system")
+                     "updated" if existed else "created")  # fmt: skip
+        roles = self.roles[ADMIN_USER].roles if ADMIN_USER in self.roles else []
+        if "admin" not in roles:
+            await self.set_roles(ADMIN_USER, [*roles, "admin"], by="system")
         if user.disabled:
             user.disabled = False
             await self._save_user(user)
@@ -153,6 +156,9 @@ class AuthService:
             key = self._keys_by_hash.get(self._hash_key(api_key))
             now = _now()
             if key is None or key.revoked or (key.expires_at is not None and key.expires_at <= now):
+                raise _unauthorized("invalid_api_key")
+            owner = self.users.get(key.user_id)
+            if owner is not None and owner.disabled:  # a disabled user's keys stop too
                 raise _unauthorized("invalid_api_key")
             key.last_used_at = now
             self._touched[key.key_id] = now

@@ -110,3 +110,4 @@ class RevocationRow(SQLModel, table=True):
 
     token_id: str = Field(primary_key=True, max_length=80)
     expires_at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+

@@ -45,13 +45,17 @@ class ClientIpMiddleware:
         peer: str = scope["client"][0] if scope.get("client") else ""
         if not self.proxies or not _in(peer, self.proxies):
             return peer
-        for name, value in scope["headers"]:
-            if name == b"x-forwarded-for":
-                text: str = value.decode("latin-1")
-                hops = [hop.strip() for hop in text.split(",") if hop.strip()]
-                for hop in reversed(hops):
-                    if not _in(hop, self.proxies):
-                        return hop
+        # Several header lines form one list, in order (RFC 9110 §5.3).
+        hops: list[str] = [
+            hop.strip()
+            for name, value in scope["headers"]
+            if name == b"x-forwarded-for"
+            for hop in value.decode("latin-1").split(",")
+            if hop.strip()
+        ]
+        for hop in reversed(hops):
+            if not _in(hop, self.proxies):
+                return hop
         return peer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

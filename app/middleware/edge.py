@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.jsonutil import dumps_bytes
+from app.core.logging import request_id_var
 
 log = logging.getLogger("veloz.http")
 
@@ -141,6 +142,7 @@ class EdgeMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        token = request_id_var.set(scope["state"]["request_id"])
         try:
             await self.app(scope, receive, send_with_headers)
         except Exception:
@@ -159,3 +161,5 @@ class EdgeMiddleware:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+        finally:
+            request_id_var.reset(token)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from sse_starlette import EventSourceResponse
 
 from app.api.deps import RuntimeDep
-from app.api.security import public_rate_limited
+from app.api.security import stream_rate_limited
 from app.core.errors import ApiError
 from app.events.bus import EventBus, Subscription, TooManySubscribers
 
@@ -75,7 +75,7 @@ async def _frames(
     summary="Live event stream (SSE)",
     description=STREAM_DOC,
     response_class=EventSourceResponse,
-    dependencies=[Depends(public_rate_limited)],
+    dependencies=[Depends(stream_rate_limited)],
     responses={
         200: {
             "description": "An endless `text/event-stream`.",
