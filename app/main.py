@@ -94,7 +94,16 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        secrets=[
+            settings.admin_password.get_secret_value(),
+            settings.jwt_secret.get_secret_value(),
+            settings.api_key_secret.get_secret_value(),
+            settings.binance_api_secret.get_secret_value(),
+        ],
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

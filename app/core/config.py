@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     allow_insecure: bool = False
     max_body_size: int = Field(1_048_576, ge=1)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
-    log_format: Literal["json", "text"] = "text"
+    log_format: Literal["json", "text"] = "json"
     production_mode: bool = False
     cors_origins: CommaList = []
     cors_credentials: bool = False
