@@ -14,13 +14,14 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from app import __version__
-from app.api.routes import auth, health, market, orders, stream, system
+from app.api.routes import audit, auth, health, market, metrics, orders, stream, system
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.middleware.body_limit import BodyLimitMiddleware
 from app.middleware.client_ip import ClientIpMiddleware
 from app.middleware.edge import CorsPolicy, EdgeMiddleware
+from app.observability.metrics import GatewayMetrics, RouteCachingInstrumentatorMiddleware
 from app.runtime import Runtime
 from app.schemas.auth import ApiKeyCreate, LoginRequest, RefreshRequest, RoleChange, UserCreate
 from app.schemas.orders import CancelRequest, OrderRequest
@@ -44,6 +45,8 @@ TAGS = [
     {"name": "api-keys", "description": "API keys, sent as the `X-API-Key` header."},
     {"name": "roles", "description": "Role assignments: viewer, trader, admin."},
     {"name": "users", "description": "Users who can log in."},
+    {"name": "audit", "description": "The audit log: query, statistics, archive."},
+    {"name": "metrics", "description": "Prometheus metrics."},
 ]
 
 # Bodies read by hand (JSON or form) are not seen by FastAPI; their schemas are added here.
@@ -105,9 +108,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
 
+    gateway_metrics = GatewayMetrics()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings)
+        runtime = Runtime(settings, gateway_metrics)
         await runtime.start()
         app.state.runtime = runtime
         try:
@@ -138,6 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth.keys_router,
         auth.roles_router,
         auth.users_router,
+        audit.router,
+        metrics.router,
     ):
         app.include_router(router)
 
@@ -153,8 +160,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         deny=settings.ip_blacklist,
         trusted_proxies=settings.trusted_proxies,
     )
+    # HTTP metrics per route template (bounded label values), the original's names included.
     app.add_middleware(
-        EdgeMiddleware, cors=CorsPolicy(settings.cors_origins, settings.cors_credentials)
+        RouteCachingInstrumentatorMiddleware,
+        registry=gateway_metrics.registry,
+        instrumentations=gateway_metrics.instrumentations(),
+        excluded_handlers=["/metrics"],
+        should_group_status_codes=False,
+    )
+    app.add_middleware(
+        EdgeMiddleware,
+        cors=CorsPolicy(settings.cors_origins, settings.cors_credentials),
+        on_error=lambda: gateway_metrics.errors.labels(
+            type="internal_error", component="http"
+        ).inc(),
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

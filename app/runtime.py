@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
+from app.audit.entries import DEFAULT_POLICIES, RetentionPolicy
+from app.audit.logger import AuditLogger
+from app.audit.retention import RetentionManager
 from app.auth.service import AuthService
 from app.core.config import Settings
+from app.db.audit import AuditRepository
 from app.db.database import make_engine, migrate
 from app.db.identity import IdentityRepository
 from app.db.repository import StateRepository
@@ -15,6 +20,7 @@ from app.engine.sim import SimEngine
 from app.events.bus import Event, EventBus, now_ns
 from app.events.history import OrderHistory
 from app.execution.router import build_engine
+from app.observability.metrics import GatewayMetrics
 from app.services.orders import OrderService
 from app.state import GatewayState
 
@@ -25,7 +31,7 @@ MIN_KEPT_EVENTS = 1000
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: GatewayMetrics | None = None) -> None:
         problems = settings.unavailable_features()
         if problems:
             raise ValueError("; ".join(problems))
@@ -43,9 +49,26 @@ class Runtime:
         self.engine = build_engine(settings, self.bus.publish_many, now_ns)
         self.orders = OrderService(self.engine, self.state.orders, self.writer)
         self.auth = AuthService(settings, IdentityRepository(self.db))
+        self.metrics = metrics or GatewayMetrics()
+        audit_repository = AuditRepository(self.db)
+        self.audit = AuditLogger(
+            audit_repository,
+            queue_size=settings.audit_queue_size,
+            on_backpressure=self.metrics.audit_backpressure.inc,
+            enabled=settings.audit_log_enabled,
+        )
+        policies = dict(DEFAULT_POLICIES)
+        for log_type, days in settings.audit_retention.items():
+            base = policies.get(log_type, DEFAULT_POLICIES["default"])
+            policies[log_type] = RetentionPolicy(days, base.archive_before_delete)
+        self.retention = RetentionManager(
+            audit_repository, Path(settings.data_dir) / "audit" / "archive", policies
+        )
+        self._retention_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.db)
+        self.audit.start()
         await self.auth.start()
         snapshot = await asyncio.to_thread(self.repository.load, self.settings.event_buffer_size)
         state = self.state
@@ -63,8 +86,16 @@ class Runtime:
         self.bus.add_listener(self._fold)
         self.bus.add_release_listener(self.history.on_event)  # ids shown are never retracted
         self.bus.add_listener(self.writer.on_event)
+        self.bus.add_listener(self.metrics.on_event)
+        self.metrics.watch(
+            engine_running=lambda: self.engine.connected,
+            sse_clients=lambda: self.bus.subscriber_count,
+            active_orders=lambda: sum(1 for order in self.state.orders if order.is_open),
+            audit_depth=lambda: self.audit.depth,
+        )
         self.writer.start(snapshot.last_event_id)
         await self.engine.start()
+        self._retention_task = asyncio.create_task(self._retention_loop(), name="veloz-retention")
         log.info(
             "gateway started: %d orders recovered, events continue after id %d",
             len(state.orders),
@@ -74,10 +105,24 @@ class Runtime:
     def _fold(self, event: Event) -> None:
         self.state.apply(event.data)
 
+    async def _retention_loop(self) -> None:
+        """Archive expired audit entries at start and then every cleanup interval."""
+        while True:
+            try:
+                stats = await asyncio.to_thread(self.retention.run)
+                if stats.deleted_entries or stats.errors:
+                    log.info("audit retention: %s", stats.to_public())
+            except Exception:
+                log.exception("audit retention failed")
+            await asyncio.sleep(self.settings.audit_cleanup_interval_hours * 3600)
+
     async def stop(self) -> None:
+        if self._retention_task is not None:
+            self._retention_task.cancel()
         await self.engine.stop()
         self.bus.close()
         await self.writer.stop()
         await self.auth.stop()
+        await self.audit.stop()  # last: everything above may still have recorded something
         self.db.dispose()
         log.info("gateway stopped; last event id %d", self.bus.last_id)

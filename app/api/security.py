@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from app.api.context import audit, client_ip
 from app.auth.permissions import ANONYMOUS, Principal
 from app.auth.service import AuthService
 from app.core.errors import ApiError
@@ -30,20 +31,16 @@ def auth_service(request: Request) -> AuthService:
     return service
 
 
-def client_ip(request: Request) -> str:
-    ip = request.scope.get("state", {}).get("client_ip")
-    if ip:
-        return str(ip)
-    return request.client.host if request.client else ""
-
-
-def _limit(request: Request, auth: AuthService, identity: str, headers: bool = True) -> None:
+async def _limit(request: Request, auth: AuthService, identity: str, headers: bool = True) -> None:
     decision = auth.rate_limit(identity)
     if headers or not decision.allowed:
         request.scope["state"]["rate_limit_headers"] = [
             (name.lower().encode(), value.encode()) for name, value in decision.headers()
         ]
     if not decision.allowed:
+        request.app.state.runtime.metrics.rate_limited.inc()
+        await audit(request, "access", "rate_limited", {"path": request.url.path,
+                                                         "identity": identity})  # fmt: skip
         raise ApiError(429, "rate_limit_exceeded")
 
 
@@ -61,11 +58,23 @@ def require(permission: str) -> Callable[..., Awaitable[Principal]]:
     async def guard(request: Request, bearer: BearerDep, api_key: ApiKeyDep) -> Principal:
         auth = auth_service(request)
         if not auth.enabled:
+            request.scope["state"]["principal"] = ANONYMOUS
             return ANONYMOUS
-        principal = auth.authenticate(bearer.credentials if bearer else None, api_key)
+        metrics = request.app.state.runtime.metrics
+        try:
+            principal = auth.authenticate(bearer.credentials if bearer else None, api_key)
+        except ApiError as exc:
+            metrics.auth_failures.labels(reason=exc.code).inc()
+            await audit(request, "auth", "auth_failed",
+                        {"path": request.url.path, "error": exc.code})  # fmt: skip
+            raise
+        request.scope["state"]["principal"] = principal
         if not principal.allows(permission):
+            metrics.auth_failures.labels(reason="forbidden").inc()
+            await audit(request, "access", "permission_denied",
+                        {"path": request.url.path, "permission": permission})  # fmt: skip
             raise ApiError(403, "forbidden", f"Required permissions: {permission}")
-        _limit(request, auth, _identity(principal, request))
+        await _limit(request, auth, _identity(principal, request))
         return principal
 
     guard.__name__ = f"require_{permission.replace(':', '_')}"
@@ -76,14 +85,14 @@ async def public_rate_limited(request: Request) -> None:
     """Public, but rate limited per client address when auth is on (contract §2.6)."""
     auth = auth_service(request)
     if auth.enabled:
-        _limit(request, auth, f"ip:{client_ip(request)}")
+        await _limit(request, auth, f"ip:{client_ip(request)}")
 
 
 async def stream_rate_limited(request: Request) -> None:
     """As `public_rate_limited`; a stream carries rate-limit headers only when refused (§3)."""
     auth = auth_service(request)
     if auth.enabled:
-        _limit(request, auth, f"ip:{client_ip(request)}", headers=False)
+        await _limit(request, auth, f"ip:{client_ip(request)}", headers=False)
 
 
 async def optional_principal(

@@ -25,7 +25,7 @@ from app.auth.permissions import DEFAULT_ROLES, Principal
 from app.auth.ratelimit import Decision, MemoryBuckets, RateLimiter
 from app.auth.records import ApiKey, RoleAssignment, User
 from app.auth.secrets import load_or_create
-from app.auth.tokens import InvalidToken, TokenClaims, TokenCodec
+from app.auth.tokens import REFRESH_LIFETIME, InvalidToken, TokenClaims, TokenCodec
 from app.core.config import Settings
 from app.core.errors import ApiError
 from app.core.logging import REDACTOR
@@ -99,8 +99,7 @@ class AuthService:
     async def stop(self) -> None:
         if self._toucher is not None:
             self._toucher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._toucher
+            await asyncio.wait([self._toucher])  # unlike `await`, keeps our own cancellation
         await self._flush_touched()
 
     async def _bootstrap_admin(self) -> None:
@@ -223,7 +222,8 @@ class AuthService:
         if claims.jti in self._revoked:
             if claims.fam is not None and f"used:{claims.jti}" in self._revoked:
                 # Reuse of a rotated token: someone else holds the family. End all of it.
-                await self._revoke({f"fam:{claims.fam}": claims.exp})
+                # The family's newest token may live a full lifetime from now.
+                await self._revoke({f"fam:{claims.fam}": _now() + REFRESH_LIFETIME})
                 log.warning("refresh token reuse detected for %s; family revoked", claims.sub)
             return None
         user = self.users.get(claims.sub)
@@ -238,7 +238,7 @@ class AuthService:
             claims = self.tokens.verify_refresh(refresh_token)
             revoke[claims.jti] = claims.exp
             if claims.fam is not None:
-                revoke[f"fam:{claims.fam}"] = claims.exp
+                revoke[f"fam:{claims.fam}"] = _now() + REFRESH_LIFETIME
         if access is not None and access.token_jti and access.token_exp:
             revoke[access.token_jti] = access.token_exp
         if revoke:

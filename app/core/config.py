@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     ip_blacklist: CommaList = []
     trusted_proxies: CommaList = []
 
+    # --- audit ------------------------------------------------------------------------------
+    audit_log_enabled: bool = True
+    audit_retention: Annotated[dict[str, int], NoDecode] = {}  # log type -> days
+    audit_queue_size: int = Field(10_000, ge=1)
+    audit_cleanup_interval_hours: float = Field(24.0, gt=0)
+
     # --- validators -------------------------------------------------------------------------
     @field_validator(
         "cors_origins",
@@ -142,6 +148,21 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_lists(cls, value: Any) -> Any:
         return _split_commas(value)
+
+    @field_validator("audit_retention", mode="before")
+    @classmethod
+    def _retention(cls, value: Any) -> Any:
+        parsed = _parse_pairs(value)
+        return (
+            {str(k).lower(): v for k, v in parsed.items()} if isinstance(parsed, dict) else parsed
+        )
+
+    @field_validator("audit_retention")
+    @classmethod
+    def _retention_days(cls, value: dict[str, int]) -> dict[str, int]:
+        if any(days < 1 for days in value.values()):
+            raise ValueError("retention days must be at least 1")
+        return value
 
     @field_validator("sim_balances", "sim_start_prices", mode="before")
     @classmethod
@@ -295,6 +316,9 @@ YAML_KEYS: dict[tuple[str, str], str] = {
     ("binance", "api_key"): "binance_api_key",
     ("binance", "api_secret"): "binance_api_secret",
     ("binance", "ws_base_url"): "binance_ws_base_url",
+    ("audit", "enabled"): "audit_log_enabled",
+    ("audit", "retention"): "audit_retention",
+    ("audit", "cleanup_interval_hours"): "audit_cleanup_interval_hours",
     ("logging", "level"): "log_level",
     ("logging", "format"): "log_format",
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -111,3 +111,24 @@ class RevocationRow(SQLModel, table=True):
     token_id: str = Field(primary_key=True, max_length=80)
     expires_at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
 
+
+class AuditRow(SQLModel, table=True):
+    """One audit entry (contract §8.2 fields)."""
+
+    __tablename__ = "audit_logs"
+    __table_args__ = (
+        Index("ix_audit_logs_type_time", "log_type", "timestamp"),
+        Index("ix_audit_logs_user_time", "user_id", "timestamp"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    )
+    timestamp: float = Field(index=True)
+    log_type: str = Field(max_length=32)
+    action: str = Field(max_length=64, index=True)
+    user_id: str | None = Field(default=None, max_length=64)
+    ip_address: str | None = Field(default=None, max_length=64)
+    details: str = Field(sa_column=Column(Text, nullable=False))  # JSON object
+    request_id: str | None = Field(default=None, max_length=128)

@@ -142,8 +142,7 @@ class SimEngine(Engine):
         self._running = False
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task])  # unlike `await`, keeps our own cancellation
             self._task = None
 
     async def _ticker(self) -> None:

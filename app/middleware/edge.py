@@ -11,7 +11,7 @@ import itertools
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -90,9 +90,12 @@ class CorsPolicy:
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, cors: CorsPolicy) -> None:
+    def __init__(
+        self, app: ASGIApp, cors: CorsPolicy, on_error: Callable[[], None] = lambda: None
+    ) -> None:
         self.app = app
         self.cors = cors
+        self.on_error = on_error  # counts unexpected errors (metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -147,6 +150,7 @@ class EdgeMiddleware:
             await self.app(scope, receive, send_with_headers)
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            self.on_error()
             if started:
                 raise
             body = dumps_bytes({"error": "internal_error", "message": "internal server error"})

@@ -1,8 +1,11 @@
 """`python -m tests.benchmark.bench` (`make bench`): benchmark the real gateway process.
 
-Starts `python -m app` on a free port with a fresh data directory, then measures start-up time
-and idle memory, HTTP throughput and latency (GET /health, GET /api/market, POST /api/order) and
-SSE fan-out latency (100 and 1000 clients). Prints a table, compares with the targets and writes
+First times the identity layer in-process (`auth_micro`: JWT verification, API-key lookup, rate
+limit, Principal.of). Then starts `python -m app` on a free port with a fresh data directory and
+measures start-up time and idle memory, HTTP throughput and latency (GET /health, GET /api/market,
+POST /api/order) and SSE fan-out latency (100 and 1000 clients). Right after GET /api/market it
+starts a second gateway with auth on and measures GET /api/market again with a Bearer token and
+with an API key, then stops that gateway. Prints a table, compares with the targets and writes
 bench-results/latest.json. It reports figures only: it never fails because of them.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import resource
@@ -24,7 +28,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tests.benchmark.loadgen import LoadRun, scenarios
+from tests.benchmark.auth_micro import DEFAULT_ITERATIONS, NEVER_REFUSE, measure
+from tests.benchmark.loadgen import (
+    LoadResult,
+    LoadRun,
+    Scenario,
+    authenticated_market,
+    request_once,
+    scenarios,
+)
 from tests.benchmark.report import BenchResults, render, write_json
 from tests.benchmark.server import HOST, GatewayProcess, ServerError, free_port
 from tests.benchmark.sse import run_fanout
@@ -33,7 +45,17 @@ from tests.benchmark.stats import LatencySummary
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = REPO_ROOT / "bench-results" / "latest.json"
 HTTP_SCENARIOS = ("health", "market", "order")
-ALL_SCENARIOS = (*HTTP_SCENARIOS, "sse")
+MICRO_SCENARIO = "auth-micro"  # in-process, before the gateway starts
+ALL_SCENARIOS = (MICRO_SCENARIO, *HTTP_SCENARIOS, "sse")
+GATEWAY_SCENARIOS = (*HTTP_SCENARIOS, "sse")
+BENCH_ADMIN_PASSWORD = "bench-admin-password"  # a throw-away data directory
+# The auth-on gateway: a limiter so generous that it never refuses, so only its cost shows.
+AUTH_GATEWAY_SETTINGS = {
+    "VELOZ_AUTH_ENABLED": "true",
+    "VELOZ_ADMIN_PASSWORD": BENCH_ADMIN_PASSWORD,
+    "VELOZ_RATE_LIMIT_CAPACITY": str(NEVER_REFUSE),
+    "VELOZ_RATE_LIMIT_REFILL": str(NEVER_REFUSE),
+}
 IDLE_SECONDS = 2.0  # between readiness and the idle RSS reading
 FD_HEADROOM = 1024  # descriptors beyond the sockets we open: the server's own files, pipes
 
@@ -74,6 +96,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sse-events", type=int, default=10, help="market events measured per SSE run (10)"
     )
     parser.add_argument(
+        "--auth-compare",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run GET /api/market on a second gateway with auth on, with a Bearer token "
+        "and with an API key (on)",
+    )
+    parser.add_argument(
+        "--micro-iterations",
+        type=int,
+        default=DEFAULT_ITERATIONS,
+        help=f"timed calls per operation in {MICRO_SCENARIO} ({DEFAULT_ITERATIONS})",
+    )
+    parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file (%(default)s)"
     )
     parser.add_argument(
@@ -87,6 +122,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--sse-clients: expected numbers such as 100,1000")
     if args.duration <= 0 or args.warmup < 0 or args.connections < 1 or args.sse_events < 1:
         parser.error("--duration and --connections must be positive, --warmup not negative")
+    if args.micro_iterations < 1:
+        parser.error("--micro-iterations must be positive")
+    args.auth_compare = args.auth_compare and "market" in args.scenarios
     if any(n < 1 for n in args.sse_clients):
         parser.error("--sse-clients: counts must be positive")
     return args
@@ -127,15 +165,47 @@ def _commit() -> str | None:
     return done.stdout.strip() or None
 
 
+def _uncommitted(paths: tuple[str, ...] = ("app", "migrations")) -> bool | None:
+    """Whether the measured code differs from the commit (other work in the tree)."""
+    try:
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "--", *paths],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(done.stdout.strip())
+
+
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-async def _bench(args: argparse.Namespace, server: GatewayProcess, results: BenchResults) -> None:
+async def _bench(
+    args: argparse.Namespace,
+    server: GatewayProcess,
+    auth_server: GatewayProcess | None,
+    results: BenchResults,
+) -> None:
     # SIGTERM to the harness: unwind like Ctrl-C, so the gateway is still stopped properly.
     task = asyncio.current_task()
     if task is not None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+    if MICRO_SCENARIO in args.scenarios:
+        # Before the gateway exists, so nothing else of ours competes for the CPU.
+        _progress(f"auth microbenchmark: {args.micro_iterations:,} calls per operation ...")
+        results.auth_micro = await measure(args.micro_iterations)
+        for name in ("jwt_verify", "authenticate_jwt", "authenticate_api_key", "rate_limit"):
+            figure = results.auth_micro.get(name)
+            if figure is not None:
+                _progress(f"  {figure.label.strip()}: median {figure.median_us:.2f} us")
+    if not any(name in GATEWAY_SCENARIOS for name in args.scenarios):
+        return
 
     server.start()
     results.startup_seconds = await server.wait_ready()
@@ -148,28 +218,11 @@ async def _bench(args: argparse.Namespace, server: GatewayProcess, results: Benc
     run_tag = f"bench{os.getpid()}"  # client_order_id prefix: unique per run
     available = scenarios(run_tag)
     for name in args.scenarios:
-        if name == "sse":
+        if name not in HTTP_SCENARIOS:
             continue
-        scenario = available[name]
-        _progress(f"{scenario.label}: {args.warmup:g} s warm-up + {args.duration:g} s ...")
-        load = LoadRun(
-            HOST,
-            server.port,
-            scenario,
-            args.connections,
-            args.warmup,
-            args.duration,
-            server.cpu_seconds,
-        )
-        result = await load.run()
-        server.check_alive()
-        result.server_rss_after = server.rss_bytes()
-        results.http.append(result)
-        latency = LatencySummary.from_ns(result.latencies_ns)
-        _progress(
-            f"  {result.successes_per_second:,.0f} req/s, p50 {latency.p50_ms or 0:.2f} ms, "
-            f"p99 {latency.p99_ms or 0:.2f} ms, {result.errors} errors"
-        )
+        results.http.append(await _load(args, server, available[name]))
+        if name == "market" and auth_server is not None:
+            await _auth_compare(args, auth_server, results)
 
     if "sse" in args.scenarios:
         for clients in args.sse_clients:
@@ -189,6 +242,96 @@ async def _bench(args: argparse.Namespace, server: GatewayProcess, results: Benc
                 f"{fanout.all_clients_p50_ms or 0:.2f} ms, max {fanout.all_clients_max_ms or 0:.2f}"
                 f" ms, {fanout.missing} missed"
             )
+
+
+async def _load(args: argparse.Namespace, server: GatewayProcess, scenario: Scenario) -> LoadResult:
+    """One HTTP scenario against `server`: warm-up, measured window, progress line."""
+    _progress(f"{scenario.label}: {args.warmup:g} s warm-up + {args.duration:g} s ...")
+    load = LoadRun(
+        HOST,
+        server.port,
+        scenario,
+        args.connections,
+        args.warmup,
+        args.duration,
+        server.cpu_seconds,
+    )
+    result = await load.run()
+    server.check_alive()
+    result.server_rss_after = server.rss_bytes()
+    latency = LatencySummary.from_ns(result.latencies_ns)
+    _progress(
+        f"  {result.successes_per_second:,.0f} req/s, p50 {latency.p50_ms or 0:.2f} ms, "
+        f"p99 {latency.p99_ms or 0:.2f} ms, {result.errors} errors"
+    )
+    return result
+
+
+async def _auth_compare(
+    args: argparse.Namespace, auth_server: GatewayProcess, results: BenchResults
+) -> None:
+    """GET /api/market on a gateway with auth on: with a Bearer token, then with an API key.
+
+    Measured right after the auth-off run, so both see the same state of the machine. The
+    auth-on gateway is stopped afterwards (SIGTERM, as the main one), before the next scenario.
+    """
+    # Chosen now, not at start: the load runs since have used many ephemeral ports.
+    auth_server.port = free_port()
+    auth_server.start()
+    results.auth_startup_seconds = await auth_server.wait_ready()
+    _progress(
+        f"auth-on gateway ready on port {auth_server.port} in {results.auth_startup_seconds:.2f} s"
+    )
+    token, api_key = await _credentials(auth_server.port)
+    for scenario in (
+        authenticated_market(
+            "market-jwt", "GET /api/market (JWT)", "Authorization", f"Bearer {token}"
+        ),
+        authenticated_market("market-apikey", "GET /api/market (API key)", "X-API-Key", api_key),
+    ):
+        results.http.append(await _load(args, auth_server, scenario))
+    _progress("stopping the auth-on gateway (SIGTERM) ...")
+    results.auth_shutdown = auth_server.stop()
+
+
+async def _credentials(port: int) -> tuple[str, str]:
+    """An access token from POST /api/auth/login and an API key made with it, both checked."""
+    status, body = await request_once(
+        HOST,
+        port,
+        "POST",
+        "/api/auth/login",
+        json_body={"user_id": "admin", "password": BENCH_ADMIN_PASSWORD},
+    )
+    token = _field(status, body, 200, "access_token", "POST /api/auth/login")
+    bearer = {"Authorization": f"Bearer {token}"}
+    status, body = await request_once(
+        HOST,
+        port,
+        "POST",
+        "/api/auth/keys",
+        bearer,
+        json_body={"name": "bench", "permissions": ["read"]},
+    )
+    api_key = _field(status, body, 201, "api_key", "POST /api/auth/keys")
+    # The load runs would count every refusal as an error; fail clearly before them instead.
+    for headers in (bearer, {"X-API-Key": api_key}):
+        status, body = await request_once(HOST, port, "GET", "/api/market", headers)
+        if status != 200:
+            raise ServerError(f"GET /api/market with {next(iter(headers))}: {status} {body!r}")
+    return token, api_key
+
+
+def _field(status: int, body: bytes, wanted: int, name: str, what: str) -> str:
+    if status != wanted:
+        raise ServerError(f"{what}: HTTP {status} {body[:200]!r}, expected {wanted}")
+    try:
+        value = json.loads(body)[name]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ServerError(f"{what}: no {name} in {body[:200]!r}") from exc
+    if not isinstance(value, str) or not value:
+        raise ServerError(f"{what}: {name} is not a non-empty string")
+    return value
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
@@ -221,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         meta={
             "started_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             "commit": _commit(),
+            "uncommitted_app_changes": _uncommitted(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             # Other work on the machine skews every figure; this shows whether there was any.
@@ -233,23 +377,40 @@ def main(argv: list[str] | None = None) -> int:
             "scenarios": args.scenarios,
             "sse_clients": args.sse_clients,
             "sse_events": args.sse_events,
+            "auth_compare": args.auth_compare,
+            "micro_iterations": args.micro_iterations,
             "fd_limit": fd_limit,
         }
     )
-    with tempfile.TemporaryDirectory(prefix="veloz-bench-") as data_dir:
+    with (
+        tempfile.TemporaryDirectory(prefix="veloz-bench-") as data_dir,
+        tempfile.TemporaryDirectory(prefix="veloz-bench-auth-") as auth_data_dir,
+    ):
         server = GatewayProcess(args.python, REPO_ROOT, Path(data_dir), free_port())
+        # Its port (0 until then) is chosen just before it starts, in _auth_compare.
+        auth_server = (
+            GatewayProcess(args.python, REPO_ROOT, Path(auth_data_dir), 0, AUTH_GATEWAY_SETTINGS)
+            if args.auth_compare
+            else None
+        )
         try:
-            _run(_bench(args, server, results))
+            _run(_bench(args, server, auth_server, results))
         except (KeyboardInterrupt, asyncio.CancelledError):
             results.error = "interrupted"
         except (ServerError, OSError, TimeoutError) as exc:
             results.error = f"{type(exc).__name__}: {exc}"
         finally:
-            _progress("stopping the gateway (SIGTERM) ...")
+            if server.started:
+                _progress("stopping the gateway (SIGTERM) ...")
             results.shutdown = server.stop()
+            if auth_server is not None and results.auth_shutdown is None:
+                results.auth_shutdown = auth_server.stop()  # interrupted while it ran
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if results.shutdown is not None and not results.shutdown.clean:
             _progress(f"gateway log tail:\n{server.log_tail()}")
+        auth_stop = results.auth_shutdown
+        if auth_server is not None and auth_stop is not None and not auth_stop.clean:
+            _progress(f"auth-on gateway log tail:\n{auth_server.log_tail()}")
 
     print(render(results))
     write_json(results, args.output)

@@ -13,7 +13,7 @@ import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,8 +40,13 @@ class Scenario:
     check: ResponseCheck
 
 
-def get_request(path: str) -> RequestFactory:
-    raw = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+def _header_lines(headers: Mapping[str, str]) -> str:
+    return "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+
+
+def get_request(path: str, headers: Mapping[str, str] | None = None) -> RequestFactory:
+    extra = _header_lines(headers or {})
+    raw = f"GET {path} HTTP/1.1\r\nHost: bench\r\n{extra}\r\n".encode()
     return lambda _connection, _seq: raw  # the same bytes every time: no per-request work
 
 
@@ -82,6 +87,40 @@ def scenarios(run_tag: str) -> dict[str, Scenario]:
         "market": Scenario("market", "GET /api/market", get_request("/api/market"), status_ok),
         "order": Scenario("order", "POST /api/order", order_request(run_tag), order_ok),
     }
+
+
+def authenticated_market(name: str, label: str, header: str, value: str) -> Scenario:
+    """GET /api/market carrying one credential header (Authorization or X-API-Key)."""
+    return Scenario(name, label, get_request("/api/market", {header: value}), status_ok)
+
+
+async def request_once(
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+    json_body: Any = None,
+    timeout: float = 30.0,
+) -> tuple[int, bytes]:
+    """One request on its own connection: (status, body). For set-up steps, not for load."""
+    body = b"" if json_body is None else json.dumps(json_body).encode()
+    head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n"
+    head += _header_lines(headers or {})
+    if json_body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation (our SIGTERM)
+    # that arrives just as the answer does.
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(head.encode() + b"\r\n" + body)
+            status, answer, _keep_alive = await read_response(reader)
+            return status, answer
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.benchmark.auth_micro import MicroResults
+from tests.benchmark.auth_micro import render as render_micro
 from tests.benchmark.loadgen import LoadResult
 from tests.benchmark.server import StopResult
 from tests.benchmark.sse import FanoutResult
-from tests.benchmark.stats import LatencySummary
+from tests.benchmark.stats import LatencySummary, round_ms
 
 MB = 1024 * 1024
 
@@ -23,6 +25,14 @@ TARGET_IDLE_RSS_MB = 50.0
 
 # Above this share of one core the load generator itself may be what limits the figures.
 CLIENT_SATURATION_PCT = 90.0
+LABEL_WIDTH = 25  # "GET /api/market (API key)"
+
+# GET /api/market with auth off (the main gateway) and on (the second one): (key, scenario, label)
+AUTH_MODES = (
+    ("off", "market", "auth off"),
+    ("jwt", "market-jwt", "Bearer JWT"),
+    ("api_key", "market-apikey", "X-API-Key"),
+)
 
 
 @dataclass
@@ -51,6 +61,9 @@ class BenchResults:
     sse: list[FanoutResult] = field(default_factory=list)
     shutdown: StopResult | None = None
     error: str | None = None
+    auth_micro: MicroResults | None = None
+    auth_startup_seconds: float | None = None  # the second gateway, started with auth on
+    auth_shutdown: StopResult | None = None
 
     def targets(self) -> list[Target]:
         return [self._http_target(), self._orders_target(), self._sse_target(), self._rss_target()]
@@ -114,8 +127,79 @@ class BenchResults:
             "sse": [r.as_dict() for r in self.sse],
             "targets": [t.as_dict() for t in self.targets()],
             "shutdown": self.shutdown.as_dict() if self.shutdown else None,
+            "auth_compare": self.auth_compare(),
+            "auth_micro": self.auth_micro.as_dict() if self.auth_micro else None,
             "error": self.error,
         }
+
+    def auth_runs(self) -> list[tuple[str, str, LoadResult]]:
+        """(key, label, run) of GET /api/market for each auth mode that was measured."""
+        runs = []
+        for key, scenario, label in AUTH_MODES:
+            run = self._http(scenario)
+            if run is not None:
+                runs.append((key, label, run))
+        return runs
+
+    def auth_compare(self) -> dict[str, Any] | None:
+        runs = self.auth_runs()
+        if not any(key != "off" for key, _, _ in runs):
+            return None
+        base = next((run for key, _, run in runs if key == "off"), None)
+        market: dict[str, Any] = {}
+        relative: dict[str, Any] = {}
+        for key, label, run in runs:
+            latency = LatencySummary.from_ns(run.latencies_ns)
+            market[key] = {
+                "label": label,
+                "successes_per_s": round(run.successes_per_second, 1),
+                "p50_ms": round_ms(latency.p50_ms),
+                "p99_ms": round_ms(latency.p99_ms),
+                "errors": run.errors,
+                "server_cpu_us_per_request": _round(server_cpu_us(run), 1),
+            }
+            if key != "off" and base is not None:
+                relative[key] = _relative(run, base)
+        return {
+            "gateway": {
+                "ready_s": _round(self.auth_startup_seconds, 3),
+                "shutdown": self.auth_shutdown.as_dict() if self.auth_shutdown else None,
+            },
+            "market": market,
+            "relative_to_off": relative,
+        }
+
+
+def server_cpu_us(run: LoadResult) -> float | None:
+    """Gateway CPU time per answered request over the window, in microseconds.
+
+    Less sensitive than req/s to other load on the machine: it counts only the gateway's work.
+    """
+    if run.server_cpu_seconds is None or not run.responses:
+        return None
+    return 1e6 * run.server_cpu_seconds / run.responses
+
+
+def _relative(run: LoadResult, base: LoadResult) -> dict[str, Any]:
+    latency, base_latency = (
+        LatencySummary.from_ns(run.latencies_ns),
+        LatencySummary.from_ns(base.latencies_ns),
+    )
+    rps, base_rps = run.successes_per_second, base.successes_per_second
+    cpu, base_cpu = server_cpu_us(run), server_cpu_us(base)
+    return {
+        "throughput_ratio": round(rps / base_rps, 3) if base_rps else None,
+        "throughput_change_pct": round(100 * (rps / base_rps - 1), 1) if base_rps else None,
+        "p50_delta_ms": _delta(latency.p50_ms, base_latency.p50_ms),
+        "p99_delta_ms": _delta(latency.p99_ms, base_latency.p99_ms),
+        "server_cpu_delta_us_per_request": (
+            round(cpu - base_cpu, 1) if cpu is not None and base_cpu is not None else None
+        ),
+    }
+
+
+def _delta(value: float | None, base: float | None) -> float | None:
+    return None if value is None or base is None else round(value - base, 3)
 
 
 def write_json(results: BenchResults, path: Path) -> None:
@@ -127,7 +211,12 @@ def render(results: BenchResults) -> str:
     meta = results.meta
     lines = [
         "",
-        f"veloz-gateway benchmark  {meta['started_at']}  commit {meta.get('commit') or '?'}",
+        f"veloz-gateway benchmark  {meta['started_at']}  commit {meta.get('commit') or '?'}"
+        + (
+            " + uncommitted changes in app/ or migrations/"
+            if meta.get("uncommitted_app_changes")
+            else ""
+        ),
         f"  {meta['cpus']} CPUs, Python {meta['python']}, client loop {meta['client_loop']}, "
         f"{meta['connections']} connections, {meta['warmup_s']:g} s warm-up + "
         f"{meta['duration_s']:g} s per HTTP scenario",
@@ -138,29 +227,71 @@ def render(results: BenchResults) -> str:
         f"  first 200 on /health  {_fmt(results.startup_seconds, '{:.2f} s')}",
         f"  idle RSS (after 2 s)  {_mb(results.idle_rss)}",
     ]
+    if results.auth_startup_seconds is not None:
+        lines.append(
+            f"  auth-on gateway       {_fmt(results.auth_startup_seconds, '{:.2f} s')} "
+            "(second process, for the auth comparison)"
+        )
     if results.http:
         lines += ["", *_http_table(results.http)]
+    if results.auth_compare() is not None:
+        lines += ["", *_auth_table(results.auth_runs())]
     if results.sse:
         lines += ["", *_sse_table(results.sse)]
+    if results.auth_micro is not None:
+        lines += ["", *render_micro(results.auth_micro)]
     lines += ["", *_targets_table(results.targets())]
-    stop = results.shutdown
-    if stop is not None and stop.already_exited:
-        lines += ["", f"Shutdown: the gateway had already exited (code {stop.exit_code})"]
-    elif stop is not None:
-        verdict = "clean" if stop.clean else "NOT clean"
-        lines += [
-            "",
-            f"Shutdown (SIGTERM): {verdict}, exit code {stop.exit_code}, {stop.seconds:.2f} s"
-            + (", had to SIGKILL" if stop.killed else ""),
-        ]
+    lines += _shutdown_lines("Shutdown", results.shutdown)
+    lines += _shutdown_lines("Shutdown of the auth-on gateway", results.auth_shutdown)
     if results.error:
         lines += ["", f"Run stopped early: {results.error}"]
     return "\n".join(lines)
 
 
+def _shutdown_lines(title: str, stop: StopResult | None) -> list[str]:
+    if stop is None:
+        return []
+    if stop.already_exited:
+        return ["", f"{title}: the gateway had already exited (code {stop.exit_code})"]
+    verdict = "clean" if stop.clean else "NOT clean"
+    return [
+        "",
+        f"{title} (SIGTERM): {verdict}, exit code {stop.exit_code}, {stop.seconds:.2f} s"
+        + (", had to SIGKILL" if stop.killed else ""),
+    ]
+
+
+def _auth_table(runs: Sequence[tuple[str, str, LoadResult]]) -> list[str]:
+    lines = [
+        f"{'GET /api/market':<16} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>7} "
+        f"{'srv CPU us/req':>14}  vs auth off"
+    ]
+    base = next((run for key, _, run in runs if key == "off"), None)
+    for key, label, run in runs:
+        latency = LatencySummary.from_ns(run.latencies_ns)
+        versus = "-"
+        if key != "off" and base is not None:
+            rel = _relative(run, base)
+            versus = (
+                f"{_fmt(rel['throughput_change_pct'], '{:+.1f}')}% req/s, "
+                f"p50 {_fmt(rel['p50_delta_ms'], '{:+.2f}')} ms, "
+                f"CPU {_fmt(rel['server_cpu_delta_us_per_request'], '{:+.0f}')} us/req"
+            )
+        lines.append(
+            f"{label:<16} {run.successes_per_second:>8,.0f} "
+            f"{_fmt(latency.p50_ms, '{:.2f}'):>7} {_fmt(latency.p99_ms, '{:.2f}'):>7} "
+            f"{run.errors:>7,} {_fmt(server_cpu_us(run), '{:.0f}'):>14}  {versus}"
+        )
+    lines.append(
+        "  auth off = the main gateway; JWT and API key = a second gateway with "
+        "VELOZ_AUTH_ENABLED=true and a limiter that never refuses, measured right after"
+    )
+    return lines
+
+
 def _http_table(runs: Sequence[LoadResult]) -> list[str]:
     header = (
-        f"{'HTTP':<16} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} "
+        f"{'HTTP':<{LABEL_WIDTH}} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} "
         f"{'errors':>7} {'srv CPU':>7} {'cli CPU':>7} {'srv RSS':>9}"
     )
     lines = [header]
@@ -175,7 +306,7 @@ def _http_table(runs: Sequence[LoadResult]) -> list[str]:
             else None
         )
         lines.append(
-            f"{run.label:<16} {run.successes_per_second:>8,.0f} "
+            f"{run.label:<{LABEL_WIDTH}} {run.successes_per_second:>8,.0f} "
             f"{_fmt(latency.p50_ms, '{:.2f}'):>7} {_fmt(latency.p99_ms, '{:.2f}'):>7} "
             f"{_fmt(latency.p999_ms, '{:.2f}'):>8} "
             f"{run.errors:>7,} {_fmt(server_pct, '{:.0f}%'):>7} {client_pct:>6.0f}% "

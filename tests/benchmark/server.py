@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -53,17 +54,32 @@ class StopResult:
 
 
 class GatewayProcess:
-    """Starts the gateway with a fresh data directory and stops it with SIGTERM."""
+    """Starts the gateway with a fresh data directory and stops it with SIGTERM.
 
-    def __init__(self, python: str, repo_root: Path, data_dir: Path, port: int) -> None:
+    `settings` are extra VELOZ_* variables (e.g. auth on), applied over the benchmark's own.
+    """
+
+    def __init__(
+        self,
+        python: str,
+        repo_root: Path,
+        data_dir: Path,
+        port: int,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
         self.python = python
         self.repo_root = repo_root
         self.data_dir = data_dir
         self.port = port
+        self.settings = dict(settings or {})
         self.log_path = data_dir / "gateway.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
         self._started_at = 0.0
+
+    @property
+    def started(self) -> bool:
+        return self._process is not None
 
     @property
     def pid(self) -> int:
@@ -83,6 +99,7 @@ class GatewayProcess:
             VELOZ_LOG_LEVEL="warning",
             VELOZ_SIM_SEED="1",
         )
+        env.update(self.settings)
         self._log_file = self.log_path.open("wb")
         self._started_at = time.perf_counter()
         self._process = subprocess.Popen(
@@ -161,7 +178,8 @@ async def _health_ok(port: int) -> bool:
         return False
     try:
         writer.write(b"GET /health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-        status_line = await asyncio.wait_for(reader.readline(), 5)
+        async with asyncio.timeout(5):  # not wait_for, which can swallow a cancellation on 3.11
+            status_line = await reader.readline()
         return status_line.startswith(b"HTTP/1.1 200")
     except (OSError, TimeoutError):
         return False

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from app.api.context import audit, client_ip
 from app.api.deps import body_doc, read_object_body
-from app.api.security import auth_service, client_ip, optional_principal, public, require
+from app.api.security import auth_service, optional_principal, public, require
 from app.auth.permissions import ADMIN_KEYS, ADMIN_USERS, VALID_ROLES, Principal
 from app.auth.records import ApiKey
 from app.auth.service import MIN_PASSWORD_LENGTH
@@ -79,11 +80,22 @@ async def login(request: Request) -> TokenPair:
 
     After 5 failed attempts for one address and user id within 5 minutes, answers 429.
     """
-    body = await read_object_body(request, form_allowed=False)
+    try:
+        body = await read_object_body(request, form_allowed=False)
+    except ApiError as exc:
+        if exc.code == "bad_params":  # §2.2: a login's bad_params carries no message
+            raise _bad() from exc
+        raise
     user_id, password = _text(body, "user_id"), body.get("password")
     if not user_id or not isinstance(password, str) or not password:
         raise _bad()
-    tokens = await auth_service(request).login(user_id, password, client_ip(request))
+    try:
+        tokens = await auth_service(request).login(user_id, password, client_ip(request))
+    except ApiError as exc:
+        action = "login_locked" if exc.status == 429 else "login_failed"
+        await audit(request, "auth", action, {"error": exc.code}, user_id=user_id)
+        raise
+    await audit(request, "auth", "login", user_id=user_id)
     return TokenPair.model_validate(tokens)
 
 
@@ -108,7 +120,13 @@ async def refresh_token(request: Request) -> AccessToken:
     """A new access token for a valid refresh token. With VELOZ_REFRESH_ROTATION the answer
     also carries the next refresh token, and the presented one stops working."""
     token = await _refresh_token(request)
-    return AccessToken.model_validate(await auth_service(request).refresh(token))
+    try:
+        answer = await auth_service(request).refresh(token)
+    except ApiError as exc:
+        await audit(request, "auth", "token_refresh_failed", {"error": exc.code})
+        raise
+    await audit(request, "auth", "token_refresh")
+    return AccessToken.model_validate(answer)
 
 
 @router.post(
@@ -125,6 +143,7 @@ async def logout(
     """Revokes the refresh token, and the access token sent with the request. Always ok."""
     token = await _refresh_token(request)
     await auth_service(request).logout(token, caller)
+    await audit(request, "auth", "logout", user_id=caller.user_id if caller else None)
     return OkResponse()
 
 
@@ -185,6 +204,8 @@ async def create_api_key(request: Request, principal: KeysAdmin) -> ApiKeyCreate
     key, raw = await auth_service(request).create_key(
         principal.user_id, name, permissions, expires_at
     )
+    await audit(request, "api_key", "create_api_key",
+                {"key_id": key.key_id, "name": name, "permissions": key.permissions})  # fmt: skip
     return ApiKeyCreated(key_id=key.key_id, api_key=raw)
 
 
@@ -203,6 +224,7 @@ async def revoke_api_key(
         raise _bad("key_id is required")
     if await auth_service(request).revoke_key(key_id) is None:
         raise ApiError(404, "not_found")
+    await audit(request, "api_key", "revoke_api_key", {"key_id": key_id})
     return ApiKeyRevoked(key_id=key_id)
 
 
@@ -268,6 +290,7 @@ async def assign_roles(request: Request, principal: UsersAdmin) -> RoleChangeRes
         if invalid:
             raise _bad(_invalid_roles(invalid))
         assignment = await auth.set_roles(user_id, list(dict.fromkeys(roles)), principal.user_id)
+        await audit(request, "auth", "set_roles", {"user_id": user_id, "roles": assignment.roles})
         return RoleChangeResponse(ok=True, user_id=user_id, roles=assignment.roles)
     role = body.get("role")
     if not role:
@@ -280,6 +303,7 @@ async def assign_roles(request: Request, principal: UsersAdmin) -> RoleChangeRes
             ok=False, message="User already has this role", user_id=user_id, roles=current
         )
     assignment = await auth.set_roles(user_id, [*current, role], principal.user_id)
+    await audit(request, "auth", "assign_role", {"user_id": user_id, "role": role})
     return RoleChangeResponse(ok=True, user_id=user_id, role=role, roles=assignment.roles)
 
 
@@ -287,6 +311,7 @@ async def assign_roles(request: Request, principal: UsersAdmin) -> RoleChangeRes
     "/api/auth/roles",
     summary="Remove a role",
     response_model=RoleChangeResponse,
+    response_model_exclude_none=True,
     responses=error_responses(400, 401, 403, 404, 429),
 )
 async def remove_role(
@@ -305,6 +330,7 @@ async def remove_role(
         raise ApiError(404, "not_found", "User does not have this role")
     remaining = [r for r in current if r != role]
     await auth.set_roles(user_id, remaining, principal.user_id)
+    await audit(request, "auth", "remove_role", {"user_id": user_id, "role": role})
     return RoleChangeResponse(ok=True, user_id=user_id, role=role, roles=remaining)
 
 
@@ -361,6 +387,7 @@ async def create_user(request: Request, principal: UsersAdmin) -> UserChanged:
     if user_id in auth.users:
         raise ApiError(409, "user_exists", f"user {user_id!r} already exists")
     user = await auth.create_user(user_id, password, list(dict.fromkeys(roles)), principal.user_id)
+    await audit(request, "auth", "create_user", {"user_id": user_id, "roles": roles})
     return UserChanged(user_id=user.user_id, roles=auth.roles_of(user_id), disabled=False)
 
 
@@ -381,4 +408,5 @@ async def disable_user(
     if user is None:
         raise ApiError(404, "not_found", f"no user {user_id!r}")
     await auth.set_disabled(user, True)
+    await audit(request, "auth", "disable_user", {"user_id": user_id})
     return UserChanged(user_id=user_id, roles=auth.roles_of(user_id), disabled=True)

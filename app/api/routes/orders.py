@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import time
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
+from app.api.context import audit
 from app.api.deps import OrderServiceDep, RuntimeDep, body_doc, read_object_body
 from app.api.security import require
 from app.auth.permissions import READ_ORDERS, WRITE_CANCEL, WRITE_ORDERS
@@ -64,7 +66,24 @@ async def place_order(
         order_type=body.order_type,
         time_in_force=body.time_in_force,
     )
-    result = await orders.place(command)
+    details = {
+        "client_order_id": command.client_order_id, "symbol": command.symbol,
+        "side": command.side, "qty": str(command.qty),
+        "price": None if command.price is None else str(command.price),
+        "order_type": command.order_type, "time_in_force": command.time_in_force,
+    }  # fmt: skip
+    started = time.perf_counter()
+    try:
+        result = await orders.place(command)
+    except ApiError as exc:
+        await audit(request, "order", "place_order", {**details, "ok": False, "error": exc.code})
+        raise
+    if result.ok:
+        metrics = runtime.metrics
+        metrics.order_latency.observe(time.perf_counter() - started)
+        metrics.orders.labels(side=command.side, type=command.order_type).inc()
+    await audit(request, "order", "place_order", {**details, "ok": result.ok,
+                "status": result.status, "error": result.error})  # fmt: skip
     return OrderResponse(
         ok=result.ok,
         client_order_id=result.client_order_id,
@@ -87,7 +106,13 @@ async def place_order(
 async def cancel_order(request: Request, orders: OrderServiceDep) -> CancelResponse:
     """Cancel an open order; what it reserved is released. Unknown ids answer 404."""
     body = await _parse(request, CancelRequest)
-    result = await orders.cancel(body.client_order_id, body.symbol)
+    details = {"client_order_id": body.client_order_id, "symbol": body.symbol}
+    try:
+        result = await orders.cancel(body.client_order_id, body.symbol)
+    except ApiError as exc:
+        await audit(request, "order", "cancel_order", {**details, "ok": False, "error": exc.code})
+        raise
+    await audit(request, "order", "cancel_order", {**details, "ok": True})
     return CancelResponse(
         ok=result.ok, client_order_id=result.client_order_id, status=result.status
     )

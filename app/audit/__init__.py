@@ -1,0 +1,1 @@
+"""The audit log: one batched writer, queries, retention and archive."""
