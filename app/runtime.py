@@ -17,6 +17,7 @@ from app.db.identity import IdentityRepository
 from app.db.repository import StateRepository
 from app.db.writer import StateWriter
 from app.engine.sim import SimEngine
+from app.engine.stdio import StdioEngine
 from app.events.bus import Event, EventBus, now_ns
 from app.events.history import OrderHistory
 from app.execution.router import build_engine
@@ -77,6 +78,8 @@ class Runtime:
         state.market.restore(snapshot.quotes)
         self.history.restore(snapshot.order_events)
         self.bus.restore(snapshot.recent_events, snapshot.last_event_id)
+        if isinstance(self.engine, StdioEngine):
+            self.engine.open_orders = lambda: [o for o in self.state.orders if o.is_open]
         if isinstance(self.engine, SimEngine):
             self.engine.restore(
                 state.account.balances(),

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     binance_api_secret: SecretStr = SecretStr("")
     binance_ws_base_url: str = "wss://testnet.binance.vision/ws"
 
+    engine_cmd: str = ""  # an external engine process instead of the in-process simulator
+
     # --- simulator --------------------------------------------------------------------------
     sim_seed: int | None = None
     sim_tick_ms: int = Field(200, ge=1, le=60_000)
@@ -311,6 +313,7 @@ YAML_KEYS: dict[tuple[str, str], str] = {
     ("engine", "market_symbol"): "market_symbol",
     ("engine", "market_symbols"): "market_symbols",
     ("engine", "sim_seed"): "sim_seed",
+    ("engine", "command"): "engine_cmd",
     ("binance", "base_url"): "binance_base_url",
     ("binance", "testnet_base_url"): "binance_trade_base_url",
     ("binance", "api_key"): "binance_api_key",

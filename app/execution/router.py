@@ -7,9 +7,12 @@ from collections.abc import Callable
 from app.core.config import Settings
 from app.engine.base import Engine, EventSink
 from app.engine.sim import SimEngine
+from app.engine.stdio import StdioEngine
 
 
 def build_engine(settings: Settings, publish: EventSink, clock: Callable[[], int]) -> Engine:
     if settings.execution_mode == "sim_engine":
+        if settings.engine_cmd:
+            return StdioEngine(settings.engine_cmd, publish, clock)
         return SimEngine(settings, publish, clock)
     raise ValueError(f"VELOZ_EXECUTION_MODE={settings.execution_mode} is not available")
