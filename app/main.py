@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from app import __version__
 from app.api.routes import audit, auth, health, market, metrics, orders, stream, system
+from app.api.routes.settings import router as settings_router
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -25,6 +26,9 @@ from app.observability.metrics import GatewayMetrics, RouteCachingInstrumentator
 from app.runtime import Runtime
 from app.schemas.auth import ApiKeyCreate, LoginRequest, RefreshRequest, RoleChange, UserCreate
 from app.schemas.orders import CancelRequest, OrderRequest
+from app.schemas.settings import SettingsImport, SettingsUpdate
+from app.schemas.system import ConfigChange
+from app.services.runtime_config import load_overrides
 
 DESCRIPTION = """
 HTTP gateway in front of the VeloZ trading engine: orders, cancels, order state, balances and
@@ -46,13 +50,14 @@ TAGS = [
     {"name": "roles", "description": "Role assignments: viewer, trader, admin."},
     {"name": "users", "description": "Users who can log in."},
     {"name": "audit", "description": "The audit log: query, statistics, archive."},
+    {"name": "settings", "description": "GUI application settings: read, save, export, import."},
     {"name": "metrics", "description": "Prometheus metrics."},
 ]
 
 # Bodies read by hand (JSON or form) are not seen by FastAPI; their schemas are added here.
 EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (
     OrderRequest, CancelRequest, LoginRequest, RefreshRequest, ApiKeyCreate, RoleChange,
-    UserCreate,
+    UserCreate, ConfigChange, SettingsUpdate, SettingsImport,
 )  # fmt: skip
 
 
@@ -109,10 +114,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     gateway_metrics = GatewayMetrics()
+    cors = CorsPolicy(settings.cors_origins, settings.cors_credentials)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings, gateway_metrics)
+        effective, overrides = await load_overrides(settings)
+        cors.update(effective.cors_origins, effective.cors_credentials)
+        runtime = Runtime(effective, gateway_metrics, cors, overrides)
         await runtime.start()
         app.state.runtime = runtime
         try:
@@ -144,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth.roles_router,
         auth.users_router,
         audit.router,
+        settings_router,
         metrics.router,
     ):
         app.include_router(router)
@@ -170,7 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(
         EdgeMiddleware,
-        cors=CorsPolicy(settings.cors_origins, settings.cors_credentials),
+        cors=cors,
         on_error=lambda: gateway_metrics.errors.labels(
             type="internal_error", component="http"
         ).inc(),

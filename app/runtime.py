@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 from app.audit.entries import DEFAULT_POLICIES, RetentionPolicy
 from app.audit.logger import AuditLogger
@@ -12,6 +13,7 @@ from app.audit.retention import RetentionManager
 from app.auth.service import AuthService
 from app.core.config import Settings
 from app.db.audit import AuditRepository
+from app.db.config import ConfigRepository
 from app.db.database import make_engine, migrate
 from app.db.identity import IdentityRepository
 from app.db.repository import StateRepository
@@ -21,8 +23,11 @@ from app.engine.stdio import StdioEngine
 from app.events.bus import Event, EventBus, now_ns
 from app.events.history import OrderHistory
 from app.execution.router import build_engine
+from app.middleware.edge import CorsPolicy
 from app.observability.metrics import GatewayMetrics
 from app.services.orders import OrderService
+from app.services.runtime_config import RuntimeConfig
+from app.services.settings import SettingsService
 from app.state import GatewayState
 
 log = logging.getLogger("veloz.runtime")
@@ -32,7 +37,13 @@ MIN_KEPT_EVENTS = 1000
 
 
 class Runtime:
-    def __init__(self, settings: Settings, metrics: GatewayMetrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: GatewayMetrics | None = None,
+        cors: CorsPolicy | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
         problems = settings.unavailable_features()
         if problems:
             raise ValueError("; ".join(problems))
@@ -66,11 +77,17 @@ class Runtime:
             audit_repository, Path(settings.data_dir) / "audit" / "archive", policies
         )
         self._retention_task: asyncio.Task[None] | None = None
+        self.gui_settings = SettingsService(self.db)
+        self.cors = cors or CorsPolicy(settings.cors_origins, settings.cors_credentials)
+        self.config = RuntimeConfig(
+            overrides or {}, save=ConfigRepository(self.db).save, apply_live=self.apply_live
+        )
 
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.db)
         self.audit.start()
         await self.auth.start()
+        await self.gui_settings.start()
         snapshot = await asyncio.to_thread(self.repository.load, self.settings.event_buffer_size)
         state = self.state
         state.orders.restore(snapshot.orders)
@@ -107,6 +124,33 @@ class Runtime:
 
     def _fold(self, event: Event) -> None:
         self.state.apply(event.data)
+
+    def apply_live(self, new: Settings, fields: set[str]) -> set[str]:
+        """Apply changed settings to the running parts; returns those that need a restart."""
+        waiting: set[str] = set()
+        if fields & {"rate_limit_capacity", "rate_limit_refill"}:
+            self.auth.limiter.capacity = new.rate_limit_capacity
+            self.auth.limiter.refill = new.rate_limit_refill
+        if fields & {"cors_origins", "cors_credentials"}:
+            self.cors.update(new.cors_origins, new.cors_credentials)
+        if "log_level" in fields:
+            for name in ("veloz", "uvicorn"):
+                logging.getLogger(name).setLevel(new.log_level.upper())
+        if "sse_max_clients" in fields:
+            self.bus.max_subscribers = new.sse_max_clients
+        if "token_expiry" in fields:
+            self.auth.tokens.access_lifetime = new.token_expiry
+        if isinstance(self.engine, SimEngine):
+            if fields & {"risk_max_order_qty", "risk_max_order_notional"}:
+                self.engine.exchange.risk.max_order_qty = new.risk_max_order_qty
+                self.engine.exchange.risk.max_order_notional = new.risk_max_order_notional
+            if "market_symbols" in fields and not self.engine.add_markets(new):
+                waiting.add("market_symbols")  # removing a market waits for a restart
+        else:
+            waiting |= fields & {"risk_max_order_qty", "risk_max_order_notional", "market_symbols"}
+        self.settings = new
+        self.auth.settings = new
+        return waiting
 
     async def _retention_loop(self) -> None:
         """Archive expired audit entries at start and then every cleanup interval."""

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
+import app.db.settings
 import app.db.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 config = context.config

@@ -53,7 +53,7 @@ def _parse_pairs(value: Any) -> Any:
                 continue
             key, sep, amount = item.partition(":")
             if not sep:
-                raise ValueError(f"expected NAME:AMOUNT, got {item.strip()!r}")
+                raise ValueError(f"expected NAME:VALUE pairs, got {item.strip()!r}")
             pairs[key.strip().upper()] = amount.strip()
         return pairs
     return value
@@ -335,6 +335,8 @@ def _expand(value: Any) -> Any:
         return _VAR.sub(lambda m: os.environ.get(m.group(1), ""), value)
     if isinstance(value, list):
         return [_expand(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand(v) for k, v in value.items()}
     return value
 
 

@@ -27,7 +27,7 @@ _PATTERNS = (
     re.compile(r"(?i)(?<=bearer )[^\s\"',}]+"),  # whatever follows "Bearer "
 )
 _KEY_VALUE = re.compile(
-    r"(?i)\b(\w*?(?:password|passwd|secret|api[_-]?key|token))(\"?\s*[:=]\s*\"?)"
+    r"(?i)\b(\w*?(?:password|passwd|secret|api[_-]?key|token))([\"']?\s*[:=]\s*[\"']?)"
     r"(?!\[REDACTED\])([^\s\"',}&]+)"
 )
 
@@ -71,6 +71,12 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class TextRequestId(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_label = getattr(record, "request_id", None) or "-"
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -88,7 +94,7 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
+        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_label)s]: %(message)s")
 
 
 def configure_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
@@ -96,7 +102,12 @@ def configure_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> None
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(TextRequestId())
     handler.addFilter(REDACTOR)
+    # Other libraries' lines (warnings and up) take the same path: one format, redacted.
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
     # uvicorn's own lines share the format, so a log collector sees one shape.
     for name in ("veloz", "uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)

@@ -132,3 +132,12 @@ class AuditRow(SQLModel, table=True):
     ip_address: str | None = Field(default=None, max_length=64)
     details: str = Field(sa_column=Column(Text, nullable=False))  # JSON object
     request_id: str | None = Field(default=None, max_length=128)
+
+
+class ConfigOverrideRow(SQLModel, table=True):
+    """Settings changed at run time (POST /api/config), applied over environment and file."""
+
+    __tablename__ = "config_overrides"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_column=Column(Text, nullable=False))  # JSON

@@ -124,6 +124,17 @@ class SimEngine(Engine):
                 )
             )
 
+    def add_markets(self, settings: Settings) -> bool:
+        """Start simulating newly configured symbols; False if some were removed (restart)."""
+        exchange = self.exchange
+        for symbol in settings.market_symbols:
+            if symbol not in exchange.markets:
+                base, quote = split_symbol(symbol)
+                exchange.markets[symbol] = Market(symbol, base, quote, settings.start_price(symbol))
+                exchange.wallets.setdefault(base, Wallet())
+                exchange.wallets.setdefault(quote, Wallet())
+        return set(exchange.markets) <= set(settings.market_symbols)
+
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         if not self.exchange.wallets:

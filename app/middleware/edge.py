@@ -51,6 +51,12 @@ class CorsPolicy:
     """The original's allow-list: empty allows every origin; `*` and `*.domain` entries match."""
 
     def __init__(self, origins: Sequence[str], credentials: bool) -> None:
+        self.origins: list[str] = []
+        self.credentials = False
+        self.update(origins, credentials)
+
+    def update(self, origins: Sequence[str], credentials: bool) -> None:
+        """Takes effect for the next request (runtime configuration)."""
         self.origins = [origin.strip() for origin in origins if origin.strip()]
         self.credentials = credentials
 

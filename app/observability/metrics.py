@@ -31,6 +31,12 @@ HTTP_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 SIZE_BUCKETS = (100, 500, 1e3, 5e3, 1e4, 5e4, 1e5, 5e5, 1e6)
 ORDER_LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1)
 ROUTE_CACHE_SIZE = 1024
+KNOWN_ENGINE_ERRORS = frozenset(
+    {
+        "duplicate_client_order_id", "unknown_order", "order_not_open", "bad_command",
+        "cancel_rejected", "engine_exited", "partially_filled_order_not_restored",
+    }
+)  # fmt: skip
 
 
 class GatewayMetrics:
@@ -128,8 +134,10 @@ class GatewayMetrics:
             elif status == "REJECTED":
                 self.order_rejections.labels(reason=str(event.data.get("reason") or "")).inc()
         elif kind == "error":
-            self.errors.labels(type=str(event.data.get("message") or "error"),
-                               component="engine").inc()  # fmt: skip
+            message = str(event.data.get("message") or "")
+            # Label values stay bounded even when an external engine invents messages.
+            label = message if message in KNOWN_ENGINE_ERRORS else "other"
+            self.errors.labels(type=label, component="engine").inc()
 
     def instrumentations(self) -> list[Callable[[Info], None]]:
         """The library's default HTTP metrics, plus the original's `veloz_http_*` names."""

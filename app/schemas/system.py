@@ -52,6 +52,36 @@ class ConfigResponse(BaseModel):
     binance_trade_base_url: str | None
     binance_user_stream_connected: bool
     auth_enabled: bool
+    effective: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Every setting in effect (environment, file and run-time changes); "
+        "secrets only show whether they are set.",
+    )
+
+
+class ConfigChange(BaseModel):
+    """Settings to change, by name, e.g. `{"rate_limit_capacity": 50}`."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"examples": [{"rate_limit_capacity": 50, "log_level": "debug"}]},
+    )
+
+
+class ConfigChangeResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"ok": True, "message": "Configuration saved and applied.",
+                 "applied": ["rate_limit_capacity"], "restart_required": []}
+            ]
+        }
+    )  # fmt: skip
+
+    ok: bool
+    message: str
+    applied: list[str] = Field(description="Changed on the running gateway.")
+    restart_required: list[str] = Field(description="Stored; used from the next start.")
 
 
 class ExecutionPingResponse(BaseModel):

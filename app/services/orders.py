@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.core.errors import ApiError
 from app.core.jsonutil import plain_decimal
@@ -21,6 +21,7 @@ class OrderResult:
     status: str | None = None
     error: str | None = None
     message: str | None = None
+    replayed: bool = False  # an idempotent retry: nothing new was created
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,7 @@ class OrderService:
                     f"client_order_id {cid!r} was already used for a different order",
                 )
             await self._durable()
-            return _result_of(existing)  # an idempotent retry: nothing new is created
+            return replace(_result_of(existing), replayed=True)
 
         if not self._engine.connected:
             raise _unavailable(EngineUnavailable("the engine is not connected"))

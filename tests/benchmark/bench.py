@@ -5,8 +5,11 @@ limit, Principal.of). Then starts `python -m app` on a free port with a fresh da
 measures start-up time and idle memory, HTTP throughput and latency (GET /health, GET /api/market,
 POST /api/order) and SSE fan-out latency (100 and 1000 clients). Right after GET /api/market it
 starts a second gateway with auth on and measures GET /api/market again with a Bearer token and
-with an API key, then stops that gateway. Prints a table, compares with the targets and writes
-bench-results/latest.json. It reports figures only: it never fails because of them.
+with an API key, then stops that gateway. Right after POST /api/order (the main gateway keeps the
+audit log on, its default) it starts a third gateway with VELOZ_AUDIT_LOG_ENABLED=false and
+measures POST /api/order again, then stops that one too. Prints a table, compares with the
+targets and writes bench-results/latest.json. It reports figures only: it never fails because of
+them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -37,7 +41,7 @@ from tests.benchmark.loadgen import (
     request_once,
     scenarios,
 )
-from tests.benchmark.report import BenchResults, render, write_json
+from tests.benchmark.report import AUDIT_OFF_SCENARIO, BenchResults, render, write_json
 from tests.benchmark.server import HOST, GatewayProcess, ServerError, free_port
 from tests.benchmark.sse import run_fanout
 from tests.benchmark.stats import LatencySummary
@@ -56,6 +60,8 @@ AUTH_GATEWAY_SETTINGS = {
     "VELOZ_RATE_LIMIT_CAPACITY": str(NEVER_REFUSE),
     "VELOZ_RATE_LIMIT_REFILL": str(NEVER_REFUSE),
 }
+# The audit-off gateway: otherwise the main gateway's settings (auth off, audit on by default).
+AUDIT_OFF_SETTINGS = {"VELOZ_AUDIT_LOG_ENABLED": "false"}
 IDLE_SECONDS = 2.0  # between readiness and the idle RSS reading
 FD_HEADROOM = 1024  # descriptors beyond the sockets we open: the server's own files, pipes
 
@@ -103,6 +109,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "and with an API key (on)",
     )
     parser.add_argument(
+        "--audit-compare",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run POST /api/order on another gateway with the audit log off "
+        "(VELOZ_AUDIT_LOG_ENABLED=false), to compare with the main one, where it is on (on)",
+    )
+    parser.add_argument(
         "--micro-iterations",
         type=int,
         default=DEFAULT_ITERATIONS,
@@ -125,6 +138,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.micro_iterations < 1:
         parser.error("--micro-iterations must be positive")
     args.auth_compare = args.auth_compare and "market" in args.scenarios
+    args.audit_compare = args.audit_compare and "order" in args.scenarios
     if any(n < 1 for n in args.sse_clients):
         parser.error("--sse-clients: counts must be positive")
     return args
@@ -189,6 +203,7 @@ async def _bench(
     args: argparse.Namespace,
     server: GatewayProcess,
     auth_server: GatewayProcess | None,
+    audit_server: GatewayProcess | None,
     results: BenchResults,
 ) -> None:
     # SIGTERM to the harness: unwind like Ctrl-C, so the gateway is still stopped properly.
@@ -223,6 +238,13 @@ async def _bench(
         results.http.append(await _load(args, server, available[name]))
         if name == "market" and auth_server is not None:
             await _auth_compare(args, auth_server, results)
+        if name == "order" and audit_server is not None:
+            unaudited = replace(
+                available["order"],
+                name=AUDIT_OFF_SCENARIO,
+                label="POST /api/order (audit off)",
+            )
+            await _audit_compare(args, audit_server, unaudited, results)
 
     if "sse" in args.scenarios:
         for clients in args.sse_clients:
@@ -292,6 +314,29 @@ async def _auth_compare(
         results.http.append(await _load(args, auth_server, scenario))
     _progress("stopping the auth-on gateway (SIGTERM) ...")
     results.auth_shutdown = auth_server.stop()
+
+
+async def _audit_compare(
+    args: argparse.Namespace,
+    audit_server: GatewayProcess,
+    scenario: Scenario,
+    results: BenchResults,
+) -> None:
+    """POST /api/order on a gateway with the audit log off (auth off, like the main one).
+
+    Measured right after the main gateway's order run, which had the audit log on, so both
+    see the same state of the machine; then this gateway is stopped (SIGTERM).
+    """
+    audit_server.port = free_port()
+    audit_server.start()
+    results.audit_startup_seconds = await audit_server.wait_ready()
+    _progress(
+        f"audit-off gateway ready on port {audit_server.port} in "
+        f"{results.audit_startup_seconds:.2f} s"
+    )
+    results.http.append(await _load(args, audit_server, scenario))
+    _progress("stopping the audit-off gateway (SIGTERM) ...")
+    results.audit_shutdown = audit_server.stop()
 
 
 async def _credentials(port: int) -> tuple[str, str]:
@@ -378,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             "sse_clients": args.sse_clients,
             "sse_events": args.sse_events,
             "auth_compare": args.auth_compare,
+            "audit_compare": args.audit_compare,
             "micro_iterations": args.micro_iterations,
             "fd_limit": fd_limit,
         }
@@ -385,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     with (
         tempfile.TemporaryDirectory(prefix="veloz-bench-") as data_dir,
         tempfile.TemporaryDirectory(prefix="veloz-bench-auth-") as auth_data_dir,
+        tempfile.TemporaryDirectory(prefix="veloz-bench-noaudit-") as audit_data_dir,
     ):
         server = GatewayProcess(args.python, REPO_ROOT, Path(data_dir), free_port())
         # Its port (0 until then) is chosen just before it starts, in _auth_compare.
@@ -393,8 +440,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.auth_compare
             else None
         )
+        audit_server = (
+            GatewayProcess(args.python, REPO_ROOT, Path(audit_data_dir), 0, AUDIT_OFF_SETTINGS)
+            if args.audit_compare
+            else None
+        )
         try:
-            _run(_bench(args, server, auth_server, results))
+            _run(_bench(args, server, auth_server, audit_server, results))
         except (KeyboardInterrupt, asyncio.CancelledError):
             results.error = "interrupted"
         except (ServerError, OSError, TimeoutError) as exc:
@@ -405,12 +457,18 @@ def main(argv: list[str] | None = None) -> int:
             results.shutdown = server.stop()
             if auth_server is not None and results.auth_shutdown is None:
                 results.auth_shutdown = auth_server.stop()  # interrupted while it ran
+            if audit_server is not None and results.audit_shutdown is None:
+                results.audit_shutdown = audit_server.stop()
+            results.meta["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if results.shutdown is not None and not results.shutdown.clean:
             _progress(f"gateway log tail:\n{server.log_tail()}")
         auth_stop = results.auth_shutdown
         if auth_server is not None and auth_stop is not None and not auth_stop.clean:
             _progress(f"auth-on gateway log tail:\n{auth_server.log_tail()}")
+        audit_stop = results.audit_shutdown
+        if audit_server is not None and audit_stop is not None and not audit_stop.clean:
+            _progress(f"audit-off gateway log tail:\n{audit_server.log_tail()}")
 
     print(render(results))
     write_json(results, args.output)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -172,6 +173,8 @@ class LoadResult:
     client_cpu_seconds: float = 0.0
     server_cpu_seconds: float | None = None
     server_rss_after: int | None = None
+    # Other busy processes on the machine skew the figures; this shows how busy it was.
+    load_average_1m: float | None = None  # when the measured window opened
 
     @property
     def requests_per_second(self) -> float:
@@ -201,6 +204,7 @@ class LoadResult:
                 round(100 * server_cpu / window, 1) if window and server_cpu is not None else None
             ),
             "server_rss_after_bytes": self.server_rss_after,
+            "load_average_1m_at_start": self.load_average_1m,
         }
 
 
@@ -252,6 +256,7 @@ class LoadRun:
     async def _sample_cpu(self) -> None:
         """Client and server CPU time over the measured window only (not the warm-up)."""
         await _sleep_until_ns(self._window_start_ns)
+        self.result.load_average_1m = round(os.getloadavg()[0], 2)
         client_before = time.process_time()
         server_before = self.server_cpu() if self.server_cpu else None
         await _sleep_until_ns(self._window_end_ns)

@@ -25,13 +25,19 @@ TARGET_IDLE_RSS_MB = 50.0
 
 # Above this share of one core the load generator itself may be what limits the figures.
 CLIENT_SATURATION_PCT = 90.0
-LABEL_WIDTH = 25  # "GET /api/market (API key)"
+LABEL_WIDTH = 25  # "GET /api/market (API key)"; wider labels widen the column
 
 # GET /api/market with auth off (the main gateway) and on (the second one): (key, scenario, label)
 AUTH_MODES = (
     ("off", "market", "auth off"),
     ("jwt", "market-jwt", "Bearer JWT"),
     ("api_key", "market-apikey", "X-API-Key"),
+)
+# POST /api/order with the audit log on (the main gateway, the default) and off (a third one).
+AUDIT_OFF_SCENARIO = "order-noaudit"
+AUDIT_MODES = (
+    ("on", "order", "audit on"),
+    ("off", AUDIT_OFF_SCENARIO, "audit off"),
 )
 
 
@@ -64,6 +70,8 @@ class BenchResults:
     auth_micro: MicroResults | None = None
     auth_startup_seconds: float | None = None  # the second gateway, started with auth on
     auth_shutdown: StopResult | None = None
+    audit_startup_seconds: float | None = None  # the third gateway, started with audit off
+    audit_shutdown: StopResult | None = None
 
     def targets(self) -> list[Target]:
         return [self._http_target(), self._orders_target(), self._sse_target(), self._rss_target()]
@@ -128,38 +136,33 @@ class BenchResults:
             "targets": [t.as_dict() for t in self.targets()],
             "shutdown": self.shutdown.as_dict() if self.shutdown else None,
             "auth_compare": self.auth_compare(),
+            "audit_compare": self.audit_compare(),
             "auth_micro": self.auth_micro.as_dict() if self.auth_micro else None,
             "error": self.error,
         }
 
-    def auth_runs(self) -> list[tuple[str, str, LoadResult]]:
-        """(key, label, run) of GET /api/market for each auth mode that was measured."""
+    def _runs(self, modes: Sequence[tuple[str, str, str]]) -> list[tuple[str, str, LoadResult]]:
+        """(key, label, run) for each mode of a comparison that was measured."""
         runs = []
-        for key, scenario, label in AUTH_MODES:
+        for key, scenario, label in modes:
             run = self._http(scenario)
             if run is not None:
                 runs.append((key, label, run))
         return runs
 
+    def auth_runs(self) -> list[tuple[str, str, LoadResult]]:
+        """GET /api/market for each auth mode that was measured."""
+        return self._runs(AUTH_MODES)
+
+    def audit_runs(self) -> list[tuple[str, str, LoadResult]]:
+        """POST /api/order with the audit log on and off, as far as measured."""
+        return self._runs(AUDIT_MODES)
+
     def auth_compare(self) -> dict[str, Any] | None:
         runs = self.auth_runs()
         if not any(key != "off" for key, _, _ in runs):
             return None
-        base = next((run for key, _, run in runs if key == "off"), None)
-        market: dict[str, Any] = {}
-        relative: dict[str, Any] = {}
-        for key, label, run in runs:
-            latency = LatencySummary.from_ns(run.latencies_ns)
-            market[key] = {
-                "label": label,
-                "successes_per_s": round(run.successes_per_second, 1),
-                "p50_ms": round_ms(latency.p50_ms),
-                "p99_ms": round_ms(latency.p99_ms),
-                "errors": run.errors,
-                "server_cpu_us_per_request": _round(server_cpu_us(run), 1),
-            }
-            if key != "off" and base is not None:
-                relative[key] = _relative(run, base)
+        market, relative = _comparison(runs, "off")
         return {
             "gateway": {
                 "ready_s": _round(self.auth_startup_seconds, 3),
@@ -168,6 +171,44 @@ class BenchResults:
             "market": market,
             "relative_to_off": relative,
         }
+
+    def audit_compare(self) -> dict[str, Any] | None:
+        runs = self.audit_runs()
+        if not any(key == "off" for key, _, _ in runs):
+            return None
+        order, relative = _comparison(runs, "off")
+        return {
+            "gateway": {
+                "settings": {"VELOZ_AUDIT_LOG_ENABLED": "false"},
+                "ready_s": _round(self.audit_startup_seconds, 3),
+                "shutdown": self.audit_shutdown.as_dict() if self.audit_shutdown else None,
+            },
+            "order": order,
+            "relative_to_off": relative,
+        }
+
+
+def _comparison(
+    runs: Sequence[tuple[str, str, LoadResult]], base_key: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each mode's figures, and every other mode relative to `base_key`."""
+    base = next((run for key, _, run in runs if key == base_key), None)
+    figures: dict[str, Any] = {}
+    relative: dict[str, Any] = {}
+    for key, label, run in runs:
+        latency = LatencySummary.from_ns(run.latencies_ns)
+        figures[key] = {
+            "label": label,
+            "successes_per_s": round(run.successes_per_second, 1),
+            "p50_ms": round_ms(latency.p50_ms),
+            "p99_ms": round_ms(latency.p99_ms),
+            "errors": run.errors,
+            "server_cpu_us_per_request": _round(server_cpu_us(run), 1),
+            "load_average_1m_at_start": run.load_average_1m,
+        }
+        if key != base_key and base is not None:
+            relative[key] = _relative(run, base)
+    return figures, relative
 
 
 def server_cpu_us(run: LoadResult) -> float | None:
@@ -220,8 +261,13 @@ def render(results: BenchResults) -> str:
         f"  {meta['cpus']} CPUs, Python {meta['python']}, client loop {meta['client_loop']}, "
         f"{meta['connections']} connections, {meta['warmup_s']:g} s warm-up + "
         f"{meta['duration_s']:g} s per HTTP scenario",
-        f"  load average at start {meta['load_average_1m_at_start']:.2f} "
-        "(other busy processes make every figure worse)",
+        f"  load average at start {meta['load_average_1m_at_start']:.2f}"
+        + (
+            f", at end {meta['load_average_1m_at_end']:.2f}"
+            if meta.get("load_average_1m_at_end") is not None
+            else ""
+        )
+        + " (other busy processes make every figure worse)",
         "",
         "Startup",
         f"  first 200 on /health  {_fmt(results.startup_seconds, '{:.2f} s')}",
@@ -232,10 +278,17 @@ def render(results: BenchResults) -> str:
             f"  auth-on gateway       {_fmt(results.auth_startup_seconds, '{:.2f} s')} "
             "(second process, for the auth comparison)"
         )
+    if results.audit_startup_seconds is not None:
+        lines.append(
+            f"  audit-off gateway     {_fmt(results.audit_startup_seconds, '{:.2f} s')} "
+            "(third process, for the audit comparison)"
+        )
     if results.http:
         lines += ["", *_http_table(results.http)]
     if results.auth_compare() is not None:
         lines += ["", *_auth_table(results.auth_runs())]
+    if results.audit_compare() is not None:
+        lines += ["", *_audit_table(results.audit_runs())]
     if results.sse:
         lines += ["", *_sse_table(results.sse)]
     if results.auth_micro is not None:
@@ -243,6 +296,7 @@ def render(results: BenchResults) -> str:
     lines += ["", *_targets_table(results.targets())]
     lines += _shutdown_lines("Shutdown", results.shutdown)
     lines += _shutdown_lines("Shutdown of the auth-on gateway", results.auth_shutdown)
+    lines += _shutdown_lines("Shutdown of the audit-off gateway", results.audit_shutdown)
     if results.error:
         lines += ["", f"Run stopped early: {results.error}"]
     return "\n".join(lines)
@@ -261,27 +315,41 @@ def _shutdown_lines(title: str, stop: StopResult | None) -> list[str]:
     ]
 
 
-def _auth_table(runs: Sequence[tuple[str, str, LoadResult]]) -> list[str]:
+def _compare_table(
+    title: str,
+    rate: str,
+    runs: Sequence[tuple[str, str, LoadResult]],
+    base_key: str,
+    base_label: str,
+) -> list[str]:
+    """One row per mode: rate, latency, errors, gateway CPU per request, load, delta to base."""
     lines = [
-        f"{'GET /api/market':<16} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>7} "
-        f"{'srv CPU us/req':>14}  vs auth off"
+        f"{title:<16} {rate:>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>7} "
+        f"{'srv CPU us/req':>14} {'load 1m':>7}  vs {base_label}"
     ]
-    base = next((run for key, _, run in runs if key == "off"), None)
+    base = next((run for key, _, run in runs if key == base_key), None)
     for key, label, run in runs:
         latency = LatencySummary.from_ns(run.latencies_ns)
         versus = "-"
-        if key != "off" and base is not None:
+        if key != base_key and base is not None:
             rel = _relative(run, base)
             versus = (
-                f"{_fmt(rel['throughput_change_pct'], '{:+.1f}')}% req/s, "
+                f"{_fmt(rel['throughput_change_pct'], '{:+.1f}')}% {rate}, "
                 f"p50 {_fmt(rel['p50_delta_ms'], '{:+.2f}')} ms, "
+                f"p99 {_fmt(rel['p99_delta_ms'], '{:+.2f}')} ms, "
                 f"CPU {_fmt(rel['server_cpu_delta_us_per_request'], '{:+.0f}')} us/req"
             )
         lines.append(
             f"{label:<16} {run.successes_per_second:>8,.0f} "
             f"{_fmt(latency.p50_ms, '{:.2f}'):>7} {_fmt(latency.p99_ms, '{:.2f}'):>7} "
-            f"{run.errors:>7,} {_fmt(server_cpu_us(run), '{:.0f}'):>14}  {versus}"
+            f"{run.errors:>7,} {_fmt(server_cpu_us(run), '{:.0f}'):>14} "
+            f"{_fmt(run.load_average_1m, '{:.2f}'):>7}  {versus}"
         )
+    return lines
+
+
+def _auth_table(runs: Sequence[tuple[str, str, LoadResult]]) -> list[str]:
+    lines = _compare_table("GET /api/market", "req/s", runs, "off", "auth off")
     lines.append(
         "  auth off = the main gateway; JWT and API key = a second gateway with "
         "VELOZ_AUTH_ENABLED=true and a limiter that never refuses, measured right after"
@@ -289,9 +357,19 @@ def _auth_table(runs: Sequence[tuple[str, str, LoadResult]]) -> list[str]:
     return lines
 
 
+def _audit_table(runs: Sequence[tuple[str, str, LoadResult]]) -> list[str]:
+    lines = _compare_table("POST /api/order", "orders/s", runs, "off", "audit off")
+    lines.append(
+        "  audit on = the main gateway (the default); audit off = a third gateway with "
+        "VELOZ_AUDIT_LOG_ENABLED=false, measured right after; auth off in both"
+    )
+    return lines
+
+
 def _http_table(runs: Sequence[LoadResult]) -> list[str]:
+    width = max(LABEL_WIDTH, *(len(run.label) for run in runs))
     header = (
-        f"{'HTTP':<{LABEL_WIDTH}} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} "
+        f"{'HTTP':<{width}} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} "
         f"{'errors':>7} {'srv CPU':>7} {'cli CPU':>7} {'srv RSS':>9}"
     )
     lines = [header]
@@ -306,7 +384,7 @@ def _http_table(runs: Sequence[LoadResult]) -> list[str]:
             else None
         )
         lines.append(
-            f"{run.label:<{LABEL_WIDTH}} {run.successes_per_second:>8,.0f} "
+            f"{run.label:<{width}} {run.successes_per_second:>8,.0f} "
             f"{_fmt(latency.p50_ms, '{:.2f}'):>7} {_fmt(latency.p99_ms, '{:.2f}'):>7} "
             f"{_fmt(latency.p999_ms, '{:.2f}'):>8} "
             f"{run.errors:>7,} {_fmt(server_pct, '{:.0f}%'):>7} {client_pct:>6.0f}% "

@@ -93,6 +93,7 @@ async def login(request: Request) -> TokenPair:
         tokens = await auth_service(request).login(user_id, password, client_ip(request))
     except ApiError as exc:
         action = "login_locked" if exc.status == 429 else "login_failed"
+        request.app.state.runtime.metrics.auth_failures.labels(reason=exc.code).inc()
         await audit(request, "auth", action, {"error": exc.code}, user_id=user_id)
         raise
     await audit(request, "auth", "login", user_id=user_id)

@@ -78,7 +78,7 @@ async def place_order(
     except ApiError as exc:
         await audit(request, "order", "place_order", {**details, "ok": False, "error": exc.code})
         raise
-    if result.ok:
+    if result.ok and not result.replayed:
         metrics = runtime.metrics
         metrics.order_latency.observe(time.perf_counter() - started)
         metrics.orders.labels(side=command.side, type=command.order_type).inc()

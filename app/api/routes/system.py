@@ -1,12 +1,19 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
-from app.api.deps import RuntimeDep, SettingsDep
+from app.api.context import audit
+from app.api.deps import RuntimeDep, SettingsDep, body_doc, read_object_body
 from app.api.security import require
-from app.auth.permissions import READ_CONFIG
+from app.auth.permissions import ADMIN_CONFIG, READ_CONFIG
 from app.schemas.common import error_responses
-from app.schemas.system import ConfigResponse, ExecutionPingResponse
+from app.schemas.system import (
+    ConfigChange,
+    ConfigChangeResponse,
+    ConfigResponse,
+    ExecutionPingResponse,
+)
+from app.services.runtime_config import redacted
 
 router = APIRouter(tags=["config"])
 
@@ -32,7 +39,33 @@ async def get_config(settings: SettingsDep) -> ConfigResponse:
         binance_trade_base_url=settings.binance_trade_base_url if binance_mode else None,
         binance_user_stream_connected=False,
         auth_enabled=settings.auth_enabled,
+        effective=redacted(settings),
     )
+
+
+@router.post(
+    "/api/config",
+    summary="Change settings at run time",
+    response_model=ConfigChangeResponse,
+    responses=error_responses(400, 401, 403, 429),
+    dependencies=[Depends(require(ADMIN_CONFIG))],
+    openapi_extra=body_doc(ConfigChange),
+)
+async def update_config(request: Request, runtime: RuntimeDep) -> ConfigChangeResponse:
+    """Stores the given settings (names as in GET /api/config's `effective`) and applies at
+    once those that can be; the answer lists which wait for a restart (F7)."""
+    changes = await read_object_body(request, form_allowed=False)
+    if not changes:
+        return ConfigChangeResponse(ok=True, message="Nothing to change.", applied=[],
+                                    restart_required=[])  # fmt: skip
+    runtime.settings, outcome = await runtime.config.update(runtime.settings, changes)
+    await audit(request, "config", "update_config", {"fields": sorted(changes), **outcome})
+    message = (
+        "Configuration saved. Restart the gateway for some changes to take effect."
+        if outcome["restart_required"]
+        else "Configuration saved and applied."
+    )
+    return ConfigChangeResponse(ok=True, message=message, **outcome)
 
 
 execution_router = APIRouter(tags=["execution"])
