@@ -172,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # HTTP metrics per route template (bounded label values), the original's names included.
     app.add_middleware(
         RouteCachingInstrumentatorMiddleware,
+        gateway=gateway_metrics,
         registry=gateway_metrics.registry,
         instrumentations=gateway_metrics.instrumentations(),
         excluded_handlers=["/metrics"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from app.audit.entries import DEFAULT_POLICIES, RetentionPolicy
 from app.audit.logger import AuditLogger
 from app.audit.retention import RetentionManager
 from app.auth.service import AuthService
-from app.core.config import Settings
+from app.core.config import Settings, split_symbol
 from app.db.audit import AuditRepository
 from app.db.config import ConfigRepository
 from app.db.database import make_engine, migrate
@@ -107,6 +108,7 @@ class Runtime:
         self.bus.add_release_listener(self.history.on_event)  # ids shown are never retracted
         self.bus.add_listener(self.writer.on_event)
         self.bus.add_listener(self.metrics.on_event)
+        self.bus.add_listener(self._position_metrics)
         self.metrics.watch(
             engine_running=lambda: self.engine.connected,
             sse_clients=lambda: self.bus.subscriber_count,
@@ -124,6 +126,28 @@ class Runtime:
 
     def _fold(self, event: Event) -> None:
         self.state.apply(event.data)
+
+    def _position_metrics(self, event: Event) -> None:
+        """veloz_position_value and veloz_risk_utilization_percent follow prices and balances."""
+        if event.type not in ("market", "account"):
+            return
+        account, market = self.state.account, self.state.market
+        quotes: set[str] = set()
+        for symbol in self.settings.market_symbols:
+            base, quote = split_symbol(symbol)
+            quotes.add(quote)
+            held, last = account.get(base), market.get(symbol)
+            if held is not None and last is not None and last.price is not None:
+                value = (held.free + held.locked) * last.price
+                self.metrics.position_value.labels(symbol=symbol).set(float(value))
+        reserved = total = Decimal(0)
+        for asset in quotes:
+            balance = account.get(asset)
+            if balance is not None:
+                reserved += balance.locked
+                total += balance.free + balance.locked
+        if total > 0:
+            self.metrics.risk_utilization.set(float(reserved / total * 100))
 
     def apply_live(self, new: Settings, fields: set[str]) -> set[str]:
         """Apply changed settings to the running parts; returns those that need a restart."""

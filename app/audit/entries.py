@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 
@@ -18,10 +18,11 @@ class AuditEntry:
     request_id: str | None = None
 
     def to_public(self) -> dict[str, Any]:
-        """The contract's fields, in order; `datetime` is ISO 8601 in UTC."""
+        """The contract's fields, in order; `datetime` is local ISO 8601 without a zone (§8.2);
+        `timestamp` is the exact instant."""
         return {
             "timestamp": self.timestamp,
-            "datetime": datetime.fromtimestamp(self.timestamp, UTC).isoformat(),
+            "datetime": datetime.fromtimestamp(self.timestamp).isoformat(),
             "log_type": self.log_type,
             "action": self.action,
             "user_id": self.user_id,

@@ -80,29 +80,37 @@ class AuditLogger:
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written (queries, archive)."""
-        await self._drain_all()
-        async with self._write_lock:  # and until the writer's batch in flight is done
-            pass
+        if self._task is not None and not self._task.done():
+            await self._queue.join()  # the writer marks each entry done once it is stored
+        else:
+            await self._drain_all()
+
+    async def _take(self, first: AuditEntry | None) -> list[AuditEntry | None]:
+        items = [first]
+        while len(items) < BATCH_SIZE and not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        return items
+
+    async def _write_items(self, items: list[AuditEntry | None]) -> None:
+        batch = [item for item in items if item is not None]
+        try:
+            if batch:
+                await self._write(batch)
+        finally:
+            for _ in items:
+                self._queue.task_done()
 
     async def _run(self) -> None:
         while True:
-            items = [await self._queue.get()]
-            while len(items) < BATCH_SIZE and not self._queue.empty():
-                items.append(self._queue.get_nowait())
-            batch = [item for item in items if item is not None]
-            if batch:
-                await self._write(batch)
-            if len(batch) < len(items):  # the stop sign
+            items = await self._take(await self._queue.get())
+            await self._write_items(items)
+            if None in items:  # the stop sign
                 return
 
     async def _drain_all(self) -> None:
+        """Write what is queued when the writer task is not running."""
         while not self._queue.empty():
-            items: list[AuditEntry | None] = []
-            while len(items) < BATCH_SIZE and not self._queue.empty():
-                items.append(self._queue.get_nowait())
-            batch = [item for item in items if item is not None]
-            if batch:
-                await self._write(batch)
+            await self._write_items(await self._take(self._queue.get_nowait()))
 
     async def _write(self, batch: list[AuditEntry]) -> None:
         async with self._write_lock:

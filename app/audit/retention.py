@@ -61,7 +61,10 @@ class RetentionManager:
         """Archive and delete what has expired. Synchronous; run it in a thread."""
         moment = time.time() if now is None else now
         stats = ArchiveStats()
-        self.archive_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.archive_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # entries are only deleted once archived, so nothing is lost
+            stats.errors.append(f"archive directory: {exc}")
         named = [t for t in self.policies if t != DEFAULT_POLICY_KEY]
         for log_type in [*named, None]:
             policy = self.policies[log_type or DEFAULT_POLICY_KEY]

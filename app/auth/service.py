@@ -201,6 +201,7 @@ class AuthService:
         if claims is None:
             raise _unauthorized("invalid_refresh_token")
         answer: dict[str, object] = {
+            "user_id": claims.sub,  # for the caller's audit entry; not part of the answer
             "access_token": self.tokens.issue_access(claims.sub),
             "token_type": "Bearer",
             "expires_in": self.settings.token_expiry,
@@ -231,11 +232,14 @@ class AuthService:
             return None
         return claims
 
-    async def logout(self, refresh_token: str, access: Principal | None) -> None:
-        """Revoke the refresh token and the access token presented with it (F14)."""
+    async def logout(self, refresh_token: str, access: Principal | None) -> str | None:
+        """Revoke the refresh token and the access token presented with it (F14); returns
+        whose tokens they were, when that can be told."""
         revoke: dict[str, int] = {}
+        user_id = access.user_id if access is not None else None
         with contextlib.suppress(InvalidToken):
             claims = self.tokens.verify_refresh(refresh_token)
+            user_id = claims.sub
             revoke[claims.jti] = claims.exp
             if claims.fam is not None:
                 revoke[f"fam:{claims.fam}"] = _now() + REFRESH_LIFETIME
@@ -243,6 +247,7 @@ class AuthService:
             revoke[access.token_jti] = access.token_exp
         if revoke:
             await self._revoke(revoke)
+        return user_id
 
     async def _revoke(self, token_ids: dict[str, int]) -> None:
         await asyncio.to_thread(self._repository.revoke, token_ids)

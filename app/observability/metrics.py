@@ -23,7 +23,7 @@ from prometheus_client import (
 from prometheus_fastapi_instrumentator.metrics import Info, default
 from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
 from starlette.requests import Request
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.events.bus import Event
 
@@ -31,6 +31,8 @@ HTTP_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 SIZE_BUCKETS = (100, 500, 1e3, 5e3, 1e4, 5e4, 1e5, 5e5, 1e6)
 ORDER_LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1)
 ROUTE_CACHE_SIZE = 1024
+MARKET_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+EXCHANGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 KNOWN_ENGINE_ERRORS = frozenset(
     {
         "duplicate_client_order_id", "unknown_order", "order_not_open", "bad_command",
@@ -106,6 +108,49 @@ class GatewayMetrics:
         self.errors = Counter(
             "veloz_errors_total", "Errors", ["type", "component"], registry=registry
         )
+        # The rest of the original's table (§9). Venue and WebSocket series stay empty until
+        # an exchange connection exists; book, trade and lag metrics follow engine events.
+        self.in_flight = 0
+        self.active_connections = Gauge(
+            "veloz_active_connections", "HTTP requests in progress plus open streams",
+            registry=registry,
+        )  # fmt: skip
+        self.websocket_connected = Gauge(
+            "veloz_websocket_connected", "1 while a venue WebSocket is connected",
+            registry=registry,
+        )  # fmt: skip
+        self.orderbook_updates = Counter(
+            "veloz_orderbook_updates_total", "Order book events", registry=registry
+        )
+        self.trade_updates = Counter("veloz_trade_updates_total", "Trade events", registry=registry)
+        self.market_data_lag = Gauge(
+            "veloz_market_data_lag_ms", "Age of the last market event when it was folded",
+            registry=registry,
+        )  # fmt: skip
+        self.market_processing = Histogram(
+            "veloz_market_processing_latency_seconds", "Market event to state folded",
+            buckets=MARKET_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.risk_utilization = Gauge(
+            "veloz_risk_utilization_percent", "Share of the quote asset reserved by open orders",
+            registry=registry,
+        )  # fmt: skip
+        self.position_value = Gauge(
+            "veloz_position_value", "Base-asset holdings at the last price", ["symbol"],
+            registry=registry,
+        )  # fmt: skip
+        self.exchange_latency = Histogram(
+            "veloz_exchange_api_latency_seconds", "Venue API call duration",
+            ["exchange", "endpoint"], buckets=EXCHANGE_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.exchange_errors = Counter(
+            "veloz_exchange_api_errors_total", "Venue API errors", ["exchange", "error_type"],
+            registry=registry,
+        )  # fmt: skip
+        self.websocket_reconnects = Counter(
+            "veloz_websocket_reconnects_total", "Venue WebSocket reconnects", ["exchange"],
+            registry=registry,
+        )  # fmt: skip
 
     def watch(
         self,
@@ -117,6 +162,7 @@ class GatewayMetrics:
         """Gauges read from live state at each scrape."""
         self.engine_running.set_function(lambda: 1.0 if engine_running() else 0.0)
         self.sse_clients.set_function(lambda: float(sse_clients()))
+        self.active_connections.set_function(lambda: float(self.in_flight + sse_clients()))
         self.active_orders.set_function(lambda: float(active_orders()))
         self.audit_queue_depth.set_function(lambda: float(audit_depth()))
 
@@ -125,6 +171,15 @@ class GatewayMetrics:
         kind = event.type
         if kind == "market":
             self.market_updates.labels(type="market").inc()
+            ts_ns = event.data.get("ts_ns")
+            if isinstance(ts_ns, int):
+                age = max(0.0, (time.time_ns() - ts_ns) / 1e9)
+                self.market_data_lag.set(age * 1000)
+                self.market_processing.observe(age)
+        elif kind in ("book_top", "book_delta"):
+            self.orderbook_updates.inc()
+        elif kind == "trade":
+            self.trade_updates.inc()
         elif kind == "fill":
             self.fills.labels(side=str(event.data.get("side") or "unknown")).inc()
         elif kind == "order_update":
@@ -164,9 +219,17 @@ class RouteCachingInstrumentatorMiddleware(PrometheusInstrumentatorMiddleware):
     (method, path) remembered: the library matches every route again on every request, which
     cost about 100 µs here. Routes are static, so the answer for a path never changes."""
 
-    def __init__(self, app: ASGIApp, /, **kwargs: Any) -> None:
+    def __init__(self, app: ASGIApp, /, *, gateway: GatewayMetrics, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
+        self._gateway = gateway
         self._handlers: OrderedDict[tuple[str, str], tuple[str, bool]] = OrderedDict()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._gateway.in_flight += 1
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._gateway.in_flight -= 1
 
     def _get_handler(self, request: Request) -> tuple[str, bool]:
         key = (request.method, request.url.path)

@@ -126,7 +126,8 @@ async def refresh_token(request: Request) -> AccessToken:
     except ApiError as exc:
         await audit(request, "auth", "token_refresh_failed", {"error": exc.code})
         raise
-    await audit(request, "auth", "token_refresh")
+    user_id = str(answer.pop("user_id"))
+    await audit(request, "auth", "token_refresh", user_id=user_id)
     return AccessToken.model_validate(answer)
 
 
@@ -143,8 +144,8 @@ async def logout(
 ) -> OkResponse:
     """Revokes the refresh token, and the access token sent with the request. Always ok."""
     token = await _refresh_token(request)
-    await auth_service(request).logout(token, caller)
-    await audit(request, "auth", "logout", user_id=caller.user_id if caller else None)
+    user_id = await auth_service(request).logout(token, caller)
+    await audit(request, "auth", "logout", user_id=user_id)
     return OkResponse()
 
 
