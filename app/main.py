@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -120,6 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         effective, overrides = await load_overrides(settings)
         cors.update(effective.cors_origins, effective.cors_credentials)
+        for name in ("veloz", "uvicorn"):  # a stored log level counts from the start
+            logging.getLogger(name).setLevel(effective.log_level.upper())
         runtime = Runtime(effective, gateway_metrics, cors, overrides)
         await runtime.start()
         app.state.runtime = runtime

@@ -169,7 +169,10 @@ class Runtime:
                 self.engine.exchange.risk.max_order_qty = new.risk_max_order_qty
                 self.engine.exchange.risk.max_order_notional = new.risk_max_order_notional
             if "market_symbols" in fields and not self.engine.add_markets(new):
-                waiting.add("market_symbols")  # removing a market waits for a restart
+                # Removing a market waits for a restart; until then every market stays served.
+                waiting.add("market_symbols")
+                current = list(self.engine.exchange.markets)
+                new = new.model_copy(update={"market_symbols": current})
         else:
             waiting |= fields & {"risk_max_order_qty", "risk_max_order_notional", "market_symbols"}
         self.settings = new

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
+from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
 from app.core.errors import ApiError, validation_details
@@ -50,6 +51,7 @@ RESTART_FIELDS = frozenset(
     }
 )
 ACCEPTED_FIELDS = LIVE_FIELDS | RESTART_FIELDS
+MASKED_FIELDS = frozenset({"binance_api_key"})  # not secret strictly, but not for viewers
 
 
 async def load_overrides(settings: Settings) -> tuple[Settings, dict[str, Any]]:
@@ -86,8 +88,11 @@ def redacted(settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in settings.model_dump(mode="json").items():
         raw = getattr(settings, name)
-        if isinstance(raw, SecretStr):
-            out[name] = "**********" if raw.get_secret_value() else ""
+        if isinstance(raw, SecretStr) or name in MASKED_FIELDS:
+            shown = raw.get_secret_value() if isinstance(raw, SecretStr) else raw
+            out[name] = "**********" if shown else ""
+        elif name == "database_url" and value:
+            out[name] = make_url(value).render_as_string(hide_password=True)
         else:
             out[name] = value
     return out
