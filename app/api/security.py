@@ -108,5 +108,5 @@ async def optional_principal(
         return None
 
 
-def public() -> None:
+async def public() -> None:
     """Explicitly public: no auth, no rate limit (health, auth endpoints, docs)."""

@@ -20,7 +20,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_fastapi_instrumentator.metrics import Info, default
+from prometheus_fastapi_instrumentator.metrics import Info, latency, requests
 from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -195,9 +195,14 @@ class GatewayMetrics:
             self.errors.labels(type=label, component="engine").inc()
 
     def instrumentations(self) -> list[Callable[[Info], None]]:
-        """The library's default HTTP metrics, plus the original's `veloz_http_*` names."""
-        library_defaults = default(registry=self.registry)
-        return [f for f in (library_defaults, self.observe_http) if f is not None]
+        """The library's HTTP metrics, plus the original's `veloz_http_*` names."""
+        # Of the library's metrics, the request count and latency: its full default set also
+        # records sizes and a 21-bucket histogram, which cost ~40 us more per request.
+        library = (
+            requests(registry=self.registry),
+            latency(registry=self.registry, buckets=HTTP_BUCKETS),
+        )
+        return [f for f in (*library, self.observe_http) if f is not None]
 
     def observe_http(self, info: Info) -> None:
         """prometheus-fastapi-instrumentator hook: the original's HTTP metric names."""
