@@ -903,3 +903,38 @@ async def test_a_disabled_users_api_keys_stop_working(gw: Gateway) -> None:
     refused = await gw.client.get("/api/market", headers=as_key(raw))
     assert refused.status_code == 401
     assert refused.json() == {"error": "invalid_api_key"}
+
+
+async def test_nobody_disables_themselves_or_the_last_admin(gw: Gateway) -> None:
+    own = await gw.client.delete(
+        "/api/auth/users", params={"user_id": "admin"}, headers=as_user(gw)
+    )
+    assert own.status_code == 409
+    assert own.json()["error"] == "cannot_disable_self"
+    await create_user(gw, "dora", "dora-passphrase", roles=["admin"])
+    # dora may disable admin (another admin remains), but then not herself.
+    first = await gw.client.delete(
+        "/api/auth/users", params={"user_id": "admin"}, headers=as_user(gw, "dora")
+    )
+    assert first.status_code == 200
+    await create_user_as(gw, "dora", "erin", "erin-passphrase", roles=["admin:users"])
+    last = await gw.client.delete(
+        "/api/auth/users", params={"user_id": "dora"}, headers=as_user(gw, "erin")
+    )
+    assert last.status_code == 409
+    assert last.json()["error"] == "last_admin"
+
+
+async def create_user_as(
+    gw: Gateway, caller: str, user_id: str, password: str, roles: list[str]
+) -> None:
+    await gw.runtime.auth.create_user(user_id, password, roles, caller)
+
+
+async def test_api_key_permissions_must_be_a_list(gw: Gateway) -> None:
+    for bad in ({}, 0, False, "read"):
+        response = await gw.client.post(
+            "/api/auth/keys", json={"name": "k", "permissions": bad}, headers=as_user(gw)
+        )
+        assert response.status_code == 400, bad
+        assert response.json() == {"error": "bad_params", "message": "permissions must be a list"}

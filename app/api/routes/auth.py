@@ -192,7 +192,9 @@ async def create_api_key(request: Request, principal: KeysAdmin) -> ApiKeyCreate
     name = _text(body, "name")
     if not name:
         raise _bad("name is required")
-    permissions = body.get("permissions") or []
+    permissions = body.get("permissions")
+    if permissions is None or permissions == "":  # absent: the default permissions
+        permissions = []
     if not isinstance(permissions, list):
         raise _bad("permissions must be a list")
     if not all(isinstance(p, str) and p for p in permissions):
@@ -397,18 +399,26 @@ async def create_user(request: Request, principal: UsersAdmin) -> UserChanged:
     "/api/auth/users",
     summary="Disable a user",
     response_model=UserChanged,
-    responses=error_responses(400, 401, 403, 404, 429),
+    responses=error_responses(400, 401, 403, 404, 409, 429),
 )
 async def disable_user(
-    request: Request, _: UsersAdmin, user_id: Annotated[str | None, Query()] = None
+    request: Request, principal: UsersAdmin, user_id: Annotated[str | None, Query()] = None
 ) -> UserChanged:
-    """The user's logins, access tokens and refresh tokens stop working at once."""
+    """The user's logins, access tokens and refresh tokens stop working at once. Nobody can
+    disable themselves or the last enabled admin, so the gateway always has an administrator."""
     if not user_id:
         raise _bad("user_id is required")
     auth = auth_service(request)
     user = auth.users.get(user_id)
     if user is None:
         raise ApiError(404, "not_found", f"no user {user_id!r}")
+    if user_id == principal.user_id:
+        raise ApiError(409, "cannot_disable_self", "you cannot disable your own account")
+    admins = [
+        u for u in auth.users.values() if not u.disabled and "admin" in auth.roles_of(u.user_id)
+    ]
+    if not user.disabled and admins == [user]:
+        raise ApiError(409, "last_admin", "the last enabled admin cannot be disabled")
     await auth.set_disabled(user, True)
     await audit(request, "auth", "disable_user", {"user_id": user_id})
     return UserChanged(user_id=user_id, roles=auth.roles_of(user_id), disabled=True)
