@@ -85,7 +85,7 @@ class AuditLogger:
         else:
             await self._drain_all()
 
-    async def _take(self, first: AuditEntry | None) -> list[AuditEntry | None]:
+    def _take(self, first: AuditEntry | None) -> list[AuditEntry | None]:
         items = [first]
         while len(items) < BATCH_SIZE and not self._queue.empty():
             items.append(self._queue.get_nowait())
@@ -102,7 +102,7 @@ class AuditLogger:
 
     async def _run(self) -> None:
         while True:
-            items = await self._take(await self._queue.get())
+            items = self._take(await self._queue.get())
             await self._write_items(items)
             if None in items:  # the stop sign
                 return
@@ -110,7 +110,7 @@ class AuditLogger:
     async def _drain_all(self) -> None:
         """Write what is queued when the writer task is not running."""
         while not self._queue.empty():
-            await self._write_items(await self._take(self._queue.get_nowait()))
+            await self._write_items(self._take(self._queue.get_nowait()))
 
     async def _write(self, batch: list[AuditEntry]) -> None:
         async with self._write_lock:

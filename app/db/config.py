@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Engine, Table, delete, insert, select
+from sqlalchemy import Engine, Table, delete, insert, inspect, select
 
 from app.db.tables import ConfigOverrideRow
 
@@ -17,6 +17,9 @@ class ConfigRepository:
         self.engine = engine
 
     def load(self) -> dict[str, Any]:
+        """The stored overrides; none when the schema does not have the table yet."""
+        if not inspect(self.engine).has_table(OVERRIDES.name):
+            return {}
         with self.engine.connect() as conn:
             return {r.name: json.loads(r.value) for r in conn.execute(select(OVERRIDES))}
 

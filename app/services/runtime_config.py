@@ -55,13 +55,13 @@ MASKED_FIELDS = frozenset({"binance_api_key"})  # not secret strictly, but not f
 
 
 async def load_overrides(settings: Settings) -> tuple[Settings, dict[str, Any]]:
-    """The stored overrides, and the settings with them applied (read before start-up)."""
+    """The stored overrides, and the settings with them applied (read before start-up; the
+    runtime migrates the schema, so a database without the table simply has none)."""
     from app.db.config import ConfigRepository
-    from app.db.database import make_engine, migrate
+    from app.db.database import make_engine
 
     engine = make_engine(settings.effective_database_url)
     try:
-        await asyncio.to_thread(migrate, engine)
         overrides = await asyncio.to_thread(ConfigRepository(engine).load)
     finally:
         engine.dispose()

@@ -59,6 +59,16 @@ def _text(body: dict[str, Any], name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _checked_roles(roles: Any) -> list[str]:
+    """A list of valid role names without repeats, or 400 with the original's messages."""
+    if not isinstance(roles, list):
+        raise _bad("roles must be a list")
+    invalid = [r for r in roles if r not in VALID_ROLES]
+    if invalid:
+        raise _bad(_invalid_roles(invalid))
+    return list(dict.fromkeys(roles))
+
+
 def _invalid_roles(roles: list[str]) -> str:
     # The original's message, Python list formatting included.
     return f"Invalid roles: {roles}. Valid roles: {VALID_ROLES}"
@@ -288,12 +298,7 @@ async def assign_roles(request: Request, principal: UsersAdmin) -> RoleChangeRes
     auth = auth_service(request)
     roles = body.get("roles")
     if roles is not None:
-        if not isinstance(roles, list):
-            raise _bad("roles must be a list")
-        invalid = [r for r in roles if r not in VALID_ROLES]
-        if invalid:
-            raise _bad(_invalid_roles(invalid))
-        assignment = await auth.set_roles(user_id, list(dict.fromkeys(roles)), principal.user_id)
+        assignment = await auth.set_roles(user_id, _checked_roles(roles), principal.user_id)
         await audit(request, "auth", "set_roles", {"user_id": user_id, "roles": assignment.roles})
         return RoleChangeResponse(ok=True, user_id=user_id, roles=assignment.roles)
     role = body.get("role")
@@ -381,16 +386,11 @@ async def create_user(request: Request, principal: UsersAdmin) -> UserChanged:
     password = body.get("password")
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise _bad(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
-    roles = body.get("roles") or ["viewer"]
-    if not isinstance(roles, list):
-        raise _bad("roles must be a list")
-    invalid = [r for r in roles if r not in VALID_ROLES]
-    if invalid:
-        raise _bad(_invalid_roles(invalid))
+    roles = _checked_roles(body.get("roles") or ["viewer"])
     auth = auth_service(request)
     if user_id in auth.users:
         raise ApiError(409, "user_exists", f"user {user_id!r} already exists")
-    user = await auth.create_user(user_id, password, list(dict.fromkeys(roles)), principal.user_id)
+    user = await auth.create_user(user_id, password, roles, principal.user_id)
     await audit(request, "auth", "create_user", {"user_id": user_id, "roles": roles})
     return UserChanged(user_id=user.user_id, roles=auth.roles_of(user_id), disabled=False)
 
