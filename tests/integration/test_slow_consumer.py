@@ -5,6 +5,10 @@ buffer of a loopback connection grows to `tcp_wmem` max (4 MiB here), so the mar
 produce megabytes within a few seconds. A resting order that fills a sliver every tick does it:
 each tick then publishes `market`, `fill`, `order_state` and an `account` event, and the account
 event lists every asset of a wallet seeded with a few hundred assets (about 17 KB each).
+
+The queue is sized so that a healthy reader has over half a second of slack: on a busy two-core
+machine the test process and the server compete for the CPU, and a reader that is merely late
+must not be mistaken for one that stopped.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from tests.integration.conftest import GatewayServer, StartGateway, get_json
 from tests.integration.sse_client import SseEvent, SseStream, StreamEnded, build_request, events_in
 
 ASSETS = [f"TKN{i:03d}" for i in range(400)]
+QUEUE_SIZE = 512  # 4 events a tick: 128 ticks of slack for a reader that is merely late
 SLOW_ENV = {
     "VELOZ_SIM_TICK_MS": "5",
-    "VELOZ_SSE_QUEUE_SIZE": "64",
+    "VELOZ_SSE_QUEUE_SIZE": str(QUEUE_SIZE),
     "VELOZ_SIM_LIQUIDITY": "0.01",  # a resting order fills 0.00000023 BTC per tick
     "VELOZ_SIM_BALANCES": "USDT:100000,BTC:0," + ",".join(f"{a}:1" for a in ASSETS),
 }
@@ -36,10 +41,13 @@ def kernel_send_buffer_max() -> int:
         return 4 * 1024 * 1024
 
 
-# Bytes the market must produce after the stalled client connected before the server has, for
-# certain, had its send to that client block and its queue overflow: the kernel send buffer,
-# the transport's write buffer, the client's receive buffer and the queue itself, with margin.
-STALL_BYTES = kernel_send_buffer_max() + 2 * 1024 * 1024
+def stall_bytes(reader: Reader) -> int:
+    """Bytes the market must produce after the stalled client connected before the server has,
+    for certain, had its send to that client block and its queue overflow: the kernel send
+    buffer, the transport's write buffer and the client's receive buffer (1 MiB covers both),
+    and a full queue of events of the size seen so far, with margin."""
+    per_event = reader.stream.bytes_read / max(len(reader.events), 1)
+    return kernel_send_buffer_max() + 1024 * 1024 + int(QUEUE_SIZE * per_event * 1.5)
 
 
 @dataclass
@@ -99,10 +107,10 @@ async def probe_status(server: GatewayServer) -> int:
     return probe.status
 
 
-async def wait_for_flood(reader: Reader, since_bytes: int, timeout: float = 15.0) -> None:
-    """Until the reader got STALL_BYTES more body bytes (the stalled client was sent as many)."""
+async def wait_for_flood(reader: Reader, since_bytes: int, timeout: float = 30.0) -> None:
+    """Until the reader got `stall_bytes` more body bytes (the stalled client was sent as many)."""
     deadline = time.monotonic() + timeout
-    while reader.stream.bytes_read - since_bytes < STALL_BYTES:
+    while reader.stream.bytes_read - since_bytes < stall_bytes(reader):
         assert reader.error is None, reader.error
         assert not reader.ended, "the healthy reader was cut off"
         assert time.monotonic() < deadline, (
