@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format typecheck unit bench openapi lock clean
+.PHONY: install sysdeps run test lint format typecheck unit bench openapi lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,10 +13,14 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
+# Chromium, PostgreSQL and Redis for the tests that drive them for real (apt-get when missing).
+sysdeps:
+	@scripts/ensure-system-packages
+
 run: install
 	$(BIN)/python -m app
 
-test: install lint typecheck
+test: install sysdeps lint typecheck
 	$(BIN)/python -m pytest
 
 unit: install
