@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,6 +19,7 @@ from app.core.config import Settings
 from app.engine.sim import SimEngine
 from app.main import create_app
 from app.runtime import Runtime
+from tests.servers import PostgresServer, RedisServer
 
 
 @pytest.fixture(autouse=True)
@@ -76,3 +77,46 @@ async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
 async def gateway(make_settings: Callable[..., Settings]) -> AsyncIterator[Gateway]:
     async with running_gateway(make_settings()) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole run; each test asks it for a fresh database."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the whole run; `redis_url` empties it for each test."""
+    server = RedisServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    redis_server.flush()
+    return redis_server.url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A new, empty PostgreSQL database."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'stores.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database()

@@ -9,9 +9,9 @@ from tests.conftest import running_gateway
 
 
 async def test_restart_recovers_everything_acknowledged(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], database_url: str
 ) -> None:
-    settings = make_settings()
+    settings = make_settings(database_url=database_url)
     async with running_gateway(settings) as gateway:
         client = gateway.client
         gateway.move_market("42000")

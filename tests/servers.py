@@ -1,0 +1,163 @@
+"""Real PostgreSQL and Redis servers on 127.0.0.1 for the tests, in throw-away directories.
+
+PostgreSQL comes from Debian's postgresql-15 package (initdb and pg_ctl), Redis from
+redis-server. PostgreSQL refuses to run as root: then the server runs as the `postgres` system
+user in a directory it owns.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_USER = "veloz"
+_database_numbers = itertools.count(1)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    if os.getuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+class PostgresServer:
+    """One PostgreSQL cluster: `initdb` into a temporary directory, `pg_ctl start` on a port."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="veloz-pg-"))
+        self.port = 0
+        if os.getuid() == 0:
+            account = pwd.getpwnam("postgres")
+            os.chown(self.root, account.pw_uid, account.pw_gid)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    def start(self) -> None:
+        self._run(
+            [str(PG_BIN / "initdb"), "-D", str(self.data_dir), "-U", PG_USER, "--auth=trust",
+             "-E", "UTF8", "--no-sync", "--no-instructions"]
+        )  # fmt: skip
+        for _attempt in range(3):  # another process may take the port first
+            self.port = free_port()
+            options = (
+                f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                "-c fsync=off -c full_page_writes=off -c max_connections=200"
+            )
+            log = str(self.root / "server.log")
+            command = [str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-l", log, "-o", options]
+            command += ["-w", "-t", "30", "start"]
+            started = subprocess.run(
+                _as_server_user(command),
+                capture_output=True,
+                text=True,
+                check=False,
+                cwd=self.root,
+            )
+            if started.returncode == 0:
+                return
+        raise RuntimeError(f"PostgreSQL did not start: {self.log_text()}")
+
+    def log_text(self) -> str:
+        try:
+            return (self.root / "server.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def _run(self, command: list[str]) -> None:
+        subprocess.run(_as_server_user(command), check=True, capture_output=True, cwd=self.root)
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://{PG_USER}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        """A new, empty database; returns its SQLAlchemy URL."""
+        name = f"veloz_test_{os.getpid()}_{next(_database_numbers)}"
+        conninfo = f"host=127.0.0.1 port={self.port} user={PG_USER} dbname=postgres"
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self.data_dir.exists():
+            subprocess.run(
+                _as_server_user(
+                    [str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "stop"]
+                ),
+                capture_output=True,
+                check=False,
+                cwd=self.root,
+            )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class RedisServer:
+    """One redis-server without persistence on a free loopback port."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="veloz-redis-"))
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        for _attempt in range(3):
+            self.port = free_port()
+            with (self.root / "server.log").open("ab") as log:
+                self.proc = subprocess.Popen(
+                    ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                     "--save", "", "--appendonly", "no", "--dir", str(self.root)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )  # fmt: skip
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if self._answers():
+                    return
+                time.sleep(0.02)
+            self.stop_process()
+        raise RuntimeError("redis-server did not start: " + (self.root / "server.log").read_text())
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def flush(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+            sock.sendall(b"FLUSHALL\r\n")
+            sock.recv(16)
+
+    def stop_process(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        self.stop_process()
+        shutil.rmtree(self.root, ignore_errors=True)
