@@ -26,6 +26,7 @@ from app.events.history import OrderHistory
 from app.execution.router import build_engine
 from app.middleware.edge import CorsPolicy
 from app.observability.metrics import GatewayMetrics
+from app.replication.cluster import Replication
 from app.services.orders import OrderService
 from app.services.runtime_config import RuntimeConfig
 from app.services.settings import SettingsService
@@ -83,8 +84,12 @@ class Runtime:
         self.config = RuntimeConfig(
             overrides or {}, save=ConfigRepository(self.db).save, apply_live=self.apply_live
         )
+        # Several replicas: shared state in Redis, one leader runs the engine.
+        self.replication = Replication(self, settings.redis_url) if settings.redis_url else None
 
     async def start(self) -> None:
+        if self.replication is not None:
+            await self.replication.connect()
         await asyncio.to_thread(migrate, self.db)
         self.audit.start()
         await self.auth.start()
@@ -197,6 +202,8 @@ class Runtime:
         self.bus.close()
         await self.writer.stop()
         await self.auth.stop()
+        if self.replication is not None:
+            await self.replication.stop()
         await self.audit.stop()  # last: everything above may still have recorded something
         self.db.dispose()
         log.info("gateway stopped; last event id %d", self.bus.last_id)

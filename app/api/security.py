@@ -32,7 +32,7 @@ def auth_service(request: Request) -> AuthService:
 
 
 async def _limit(request: Request, auth: AuthService, identity: str, headers: bool = True) -> None:
-    decision = auth.rate_limit(identity)
+    decision = await auth.rate_limit(identity)
     if headers or not decision.allowed:
         request.scope["state"]["rate_limit_headers"] = [
             (name.lower().encode(), value.encode()) for name, value in decision.headers()
@@ -63,6 +63,8 @@ def require(permission: str) -> Callable[..., Awaitable[Principal]]:
         metrics = request.app.state.runtime.metrics
         try:
             principal = auth.authenticate(bearer.credentials if bearer else None, api_key)
+            if auth.shared is not None:
+                await auth.check_revoked(principal)
         except ApiError as exc:
             metrics.auth_failures.labels(reason=exc.code).inc()
             await audit(request, "auth", "auth_failed",

@@ -1,7 +1,7 @@
 """Token-bucket rate limiting (contract §3), behind a small store interface.
 
-The in-memory store serves one process; a shared store (e.g. Redis) can implement
-`BucketStore` for several replicas.
+The in-memory store serves one process; several replicas share buckets in Redis
+(app/replication/shared_auth.py), and both answer through `decide`.
 """
 
 from __future__ import annotations
@@ -82,15 +82,19 @@ class RateLimiter:
 
     def check(self, identity: str, now: float | None = None) -> Decision:
         moment = time.monotonic() if now is None else now
-        wall = time.time()
         tokens = self.store.take(identity, self.capacity, self.refill, moment)
         allowed = tokens is not None
         if tokens is None:
             tokens = self.store.peek(identity, self.capacity, self.refill, moment)
-        return Decision(
-            allowed=allowed,
-            limit=self.capacity,
-            remaining=max(0, math.floor(tokens)),
-            reset_at=int(wall) + int((self.capacity - tokens) / self.refill),
-            retry_after=None if allowed else int((1 - tokens) / self.refill) + 1,
-        )
+        return decide(allowed, tokens, self.capacity, self.refill)
+
+
+def decide(allowed: bool, tokens: float, capacity: int, refill: float) -> Decision:
+    """The answer for a bucket holding `tokens` after the request took one (or could not)."""
+    return Decision(
+        allowed=allowed,
+        limit=capacity,
+        remaining=max(0, math.floor(tokens)),
+        reset_at=int(time.time()) + int((capacity - tokens) / refill),
+        retry_after=None if allowed else int((1 - tokens) / refill) + 1,
+    )

@@ -11,20 +11,17 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import math
 import secrets
 import time
 from pathlib import Path
 
-from limits import parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
-
+from app.auth.login_limit import LoginFailures, MemoryLoginFailures
 from app.auth.passwords import PasswordHasher
 from app.auth.permissions import DEFAULT_ROLES, Principal
-from app.auth.ratelimit import Decision, MemoryBuckets, RateLimiter
+from app.auth.ratelimit import Decision, MemoryBuckets, RateLimiter, decide
 from app.auth.records import ApiKey, RoleAssignment, User
 from app.auth.secrets import load_or_create
+from app.auth.shared import SharedAuth
 from app.auth.tokens import REFRESH_LIFETIME, InvalidToken, TokenClaims, TokenCodec
 from app.core.config import Settings
 from app.core.errors import ApiError
@@ -36,7 +33,6 @@ log = logging.getLogger("veloz.auth")
 ADMIN_USER = "admin"
 MIN_PASSWORD_LENGTH = 8
 DEFAULT_KEY_PERMISSIONS = ["read", "write"]
-LOGIN_FAILURES = parse("5/5 minutes")  # per client IP and user id
 TOUCH_INTERVAL = 5.0  # seconds between writes of API keys' last-used times
 
 
@@ -65,7 +61,9 @@ class AuthService:
         self.limiter = RateLimiter(
             MemoryBuckets(), settings.rate_limit_capacity, settings.rate_limit_refill
         )
-        self._login_failures = MovingWindowRateLimiter(MemoryStorage())
+        self.login_failures: LoginFailures = MemoryLoginFailures()
+        # Set when replicas share rate limits, revocations and identity changes (Redis).
+        self.shared: SharedAuth | None = None
         self.users: dict[str, User] = {}
         self.roles: dict[str, RoleAssignment] = {}
         self.keys: dict[str, ApiKey] = {}
@@ -82,12 +80,7 @@ class AuthService:
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
-        users, roles, keys, revoked = await asyncio.to_thread(self._repository.load, _now())
-        self.users = {u.user_id: u for u in users}
-        self.roles = {r.user_id: r for r in roles}
-        self.keys = {k.key_id: k for k in keys}
-        self._keys_by_hash = {k.key_hash: k for k in keys if not k.revoked}
-        self._revoked = revoked
+        await self.reload()
         await self._bootstrap_admin()
         if self.enabled and not self._has_usable_admin():
             raise RuntimeError(
@@ -95,6 +88,18 @@ class AuthService:
                 "with auth enabled nobody could administer the gateway"
             )
         self._toucher = asyncio.create_task(self._touch_loop(), name="veloz-key-last-used")
+        if self.shared is not None:
+            self.shared.on_identity_change(self.reload)
+
+    async def reload(self) -> None:
+        """Read users, roles, keys and revocations from the database (at start, and when
+        another replica changed them)."""
+        users, roles, keys, revoked = await asyncio.to_thread(self._repository.load, _now())
+        self.users = {u.user_id: u for u in users}
+        self.roles = {r.user_id: r for r in roles}
+        self.keys = {k.key_id: k for k in keys}
+        self._keys_by_hash = {k.key_hash: k for k in keys if not k.revoked}
+        self._revoked = revoked
 
     async def stop(self) -> None:
         if self._toucher is not None:
@@ -167,8 +172,23 @@ class AuthService:
             )  # fmt: skip
         raise _unauthorized("authentication_required")
 
-    def rate_limit(self, identity: str) -> Decision:
-        return self.limiter.check(identity)
+    async def rate_limit(self, identity: str) -> Decision:
+        if self.shared is None:
+            return self.limiter.check(identity)
+        capacity, refill = self.limiter.capacity, self.limiter.refill
+        allowed, tokens = await self.shared.take_token(identity, capacity, refill)
+        return decide(allowed, tokens, capacity, refill)
+
+    async def check_revoked(self, principal: Principal) -> None:
+        """With replicas, a token revoked on another one: `authenticate` saw only ours."""
+        shared, jti = self.shared, principal.token_jti
+        if shared is not None and jti and await shared.any_revoked([jti]):
+            raise _unauthorized("invalid_token")
+
+    async def _is_revoked(self, token_id: str) -> bool:
+        if token_id in self._revoked:
+            return True
+        return self.shared is not None and await self.shared.any_revoked([token_id])
 
     def roles_of(self, user_id: str) -> list[str]:
         assignment = self.roles.get(user_id)
@@ -176,18 +196,17 @@ class AuthService:
 
     # --- tokens -----------------------------------------------------------------------------
     async def login(self, user_id: str, password: str, client_ip: str) -> dict[str, object]:
-        if not self._login_failures.test(LOGIN_FAILURES, client_ip, user_id):
-            reset = self._login_failures.get_window_stats(LOGIN_FAILURES, client_ip, user_id)
-            retry = max(1, math.ceil(reset.reset_time - time.time()))
+        if not await self.login_failures.allowed(client_ip, user_id):
+            retry = await self.login_failures.retry_after(client_ip, user_id)
             raise ApiError(429, "rate_limit_exceeded", "too many failed logins",
                            headers={"Retry-After": str(retry)})  # fmt: skip
         user = self.users.get(user_id)
         valid = await self.passwords.verify(password, user.password_hash if user else None)
         if not valid or user is None or user.disabled:
-            self._login_failures.hit(LOGIN_FAILURES, client_ip, user_id)
+            await self.login_failures.failed(client_ip, user_id)
             raise _unauthorized("invalid_credentials")
         user.last_login_at = _now()
-        await self._save_user(user)
+        await self._save_user(user, notify=False)
         family = secrets.token_hex(16) if self.settings.refresh_rotation else None
         return {
             "access_token": self.tokens.issue_access(user_id),
@@ -218,10 +237,10 @@ class AuthService:
             claims = self.tokens.verify_refresh(token)
         except InvalidToken:
             return None
-        if claims.fam is not None and f"fam:{claims.fam}" in self._revoked:
+        if claims.fam is not None and await self._is_revoked(f"fam:{claims.fam}"):
             return None
-        if claims.jti in self._revoked:
-            if claims.fam is not None and f"used:{claims.jti}" in self._revoked:
+        if await self._is_revoked(claims.jti):
+            if claims.fam is not None and await self._is_revoked(f"used:{claims.jti}"):
                 # Reuse of a rotated token: someone else holds the family. End all of it.
                 # The family's newest token may live a full lifetime from now.
                 await self._revoke({f"fam:{claims.fam}": _now() + REFRESH_LIFETIME})
@@ -252,6 +271,8 @@ class AuthService:
     async def _revoke(self, token_ids: dict[str, int]) -> None:
         await asyncio.to_thread(self._repository.revoke, token_ids)
         self._revoked.update(token_ids)
+        if self.shared is not None:
+            await self.shared.revoke(token_ids)  # before the answer: every replica refuses now
 
     # --- API keys ---------------------------------------------------------------------------
     def _hash_key(self, raw: str) -> str:
@@ -278,6 +299,7 @@ class AuthService:
         await asyncio.to_thread(self._repository.save_key, key)
         self.keys[key.key_id] = key
         self._keys_by_hash[key.key_hash] = key
+        await self._identity_changed()
         return key, raw
 
     async def revoke_key(self, key_id: str) -> ApiKey | None:
@@ -288,6 +310,7 @@ class AuthService:
             key.revoked = True
             await asyncio.to_thread(self._repository.save_key, key)
             self._keys_by_hash.pop(key.key_hash, None)
+            await self._identity_changed()
         return key
 
     async def _touch_loop(self) -> None:
@@ -319,6 +342,7 @@ class AuthService:
         )
         await asyncio.to_thread(self._repository.save_roles, assignment)
         self.roles[user_id] = assignment
+        await self._identity_changed()
         return assignment
 
     # --- users ------------------------------------------------------------------------------
@@ -334,6 +358,12 @@ class AuthService:
         user.updated_at = _now()
         await self._save_user(user)
 
-    async def _save_user(self, user: User) -> None:
+    async def _save_user(self, user: User, notify: bool = True) -> None:
         await asyncio.to_thread(self._repository.save_user, user)
         self.users[user.user_id] = user
+        if notify:
+            await self._identity_changed()
+
+    async def _identity_changed(self) -> None:
+        if self.shared is not None:
+            await self.shared.identity_changed()

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     database_url: str = ""
 
+    # --- replicas: several gateways sharing PostgreSQL and Redis (app/replication) -----------
+    redis_url: str = ""
+    leader_lease_ms: int = Field(3000, ge=500, le=60_000)
+
     # --- market and execution ---------------------------------------------------------------
     market_source: Literal["sim", "binance_rest"] = "sim"
     market_symbol: str = "BTCUSDT"
@@ -227,6 +231,11 @@ class Settings(BaseSettings):
             password = self.admin_password.get_secret_value()
             if password and len(password) < 8:
                 raise ValueError("VELOZ_ADMIN_PASSWORD: at least 8 characters")
+        if self.redis_url and not self.effective_database_url.startswith("postgresql"):
+            raise ValueError(
+                "VELOZ_REDIS_URL: replicas share their durable state, so VELOZ_DATABASE_URL "
+                "must name a PostgreSQL database (postgresql+psycopg://...)"
+            )
         if not _is_loopback(self.host) and not self.auth_enabled and not self.allow_insecure:
             raise ValueError(
                 f"VELOZ_HOST: refusing to listen on non-loopback {self.host} with auth "
@@ -298,6 +307,7 @@ YAML_KEYS: dict[tuple[str, str], str] = {
     ("server", "cors_origins"): "cors_origins",
     ("server", "data_dir"): "data_dir",
     ("server", "database_url"): "database_url",
+    ("server", "redis_url"): "redis_url",
     ("auth", "enabled"): "auth_enabled",
     ("auth", "jwt_secret"): "jwt_secret",
     ("auth", "token_expiry"): "token_expiry",

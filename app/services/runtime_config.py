@@ -91,7 +91,7 @@ def redacted(settings: Settings) -> dict[str, Any]:
         if isinstance(raw, SecretStr) or name in MASKED_FIELDS:
             shown = raw.get_secret_value() if isinstance(raw, SecretStr) else raw
             out[name] = "**********" if shown else ""
-        elif name == "database_url" and value:
+        elif name in ("database_url", "redis_url") and value:
             out[name] = make_url(value).render_as_string(hide_password=True)
         else:
             out[name] = value

@@ -148,3 +148,14 @@ def test_features_this_build_lacks_are_named(
     problems = Settings().unavailable_features()
     assert len(problems) == 1
     assert problems[0].startswith(f"{name}=")
+
+
+def test_redis_needs_a_shared_postgresql_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VELOZ_REDIS_URL", "redis://127.0.0.1:6379/0")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert "VELOZ_REDIS_URL" in describe_settings_error(caught.value)
+
+    monkeypatch.setenv("VELOZ_DATABASE_URL", "postgresql+psycopg://veloz@127.0.0.1/veloz")
+    settings = Settings()
+    assert (settings.redis_url, settings.leader_lease_ms) == ("redis://127.0.0.1:6379/0", 3000)
