@@ -101,6 +101,29 @@ class Runtime:
         state.market.restore(snapshot.quotes)
         self.history.restore(snapshot.order_events)
         self.bus.restore(snapshot.recent_events, snapshot.last_event_id)
+        self.bus.add_listener(self._fold)
+        self.bus.add_release_listener(self.history.on_event)  # ids shown are never retracted
+        self.bus.add_listener(self.metrics.on_event)
+        self.bus.add_listener(self._position_metrics)
+        self.metrics.watch(
+            engine_running=lambda: self.engine_connected,
+            sse_clients=lambda: self.bus.subscriber_count,
+            active_orders=lambda: sum(1 for order in self.state.orders if order.is_open),
+            audit_depth=lambda: self.audit.depth,
+        )
+        if self.replication is not None:
+            await self.replication.start()  # leads, or follows the leader
+        else:
+            await self.lead(snapshot.last_event_id)
+        log.info(
+            "gateway started: %d orders recovered, events continue after id %d",
+            len(state.orders),
+            snapshot.last_event_id,
+        )
+
+    async def lead(self, durable_id: int) -> None:
+        """Run the engine and write the state: the only replica, or the leader of several."""
+        state = self.state
         if isinstance(self.engine, StdioEngine):
             self.engine.open_orders = lambda: [o for o in self.state.orders if o.is_open]
         if isinstance(self.engine, SimEngine):
@@ -109,25 +132,22 @@ class Runtime:
                 list(state.orders),
                 {q.symbol: q.price for q in state.market.quotes() if q.price is not None},
             )
-        self.bus.add_listener(self._fold)
-        self.bus.add_release_listener(self.history.on_event)  # ids shown are never retracted
         self.bus.add_listener(self.writer.on_event)
-        self.bus.add_listener(self.metrics.on_event)
-        self.bus.add_listener(self._position_metrics)
-        self.metrics.watch(
-            engine_running=lambda: self.engine.connected,
-            sse_clients=lambda: self.bus.subscriber_count,
-            active_orders=lambda: sum(1 for order in self.state.orders if order.is_open),
-            audit_depth=lambda: self.audit.depth,
-        )
-        self.writer.start(snapshot.last_event_id)
+        self.writer.start(durable_id)
         await self.engine.start()
         self._retention_task = asyncio.create_task(self._retention_loop(), name="veloz-retention")
-        log.info(
-            "gateway started: %d orders recovered, events continue after id %d",
-            len(state.orders),
-            snapshot.last_event_id,
-        )
+
+    @property
+    def engine_connected(self) -> bool:
+        """The engine takes commands: ours, or on a follower the leader's."""
+        if self.replication is not None and not self.replication.leading:
+            return self.replication.leader_alive
+        return self.engine.connected
+
+    async def engine_ping(self) -> dict[str, Any]:
+        if self.replication is not None and not self.replication.leading:
+            return {"ok": self.replication.leader_alive}
+        return await self.engine.ping()
 
     def _fold(self, event: Event) -> None:
         self.state.apply(event.data)
@@ -198,6 +218,8 @@ class Runtime:
     async def stop(self) -> None:
         if self._retention_task is not None:
             self._retention_task.cancel()
+        if self.replication is not None:
+            await self.replication.stop_following()
         await self.engine.stop()
         self.bus.close()
         await self.writer.stop()

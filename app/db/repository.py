@@ -121,7 +121,9 @@ class StateRepository:
     # --- reads (start-up) -------------------------------------------------------------------
     def load(self, ring_size: int) -> Snapshot:
         snapshot = Snapshot()
-        with self.engine.connect() as conn:
+        # One consistent view while another replica may be writing (PostgreSQL).
+        options = {"isolation_level": "REPEATABLE READ"} if self._dialect == "postgresql" else {}
+        with self.engine.connect().execution_options(**options) as conn:
             snapshot.orders = [
                 _order_from_row(r) for r in conn.execute(select(ORDERS).order_by(ORDERS.c.seq))
             ]
@@ -148,6 +150,14 @@ class StateRepository:
             )
             snapshot.order_events = [_event_from_row(r) for r in reversed(order_events.all())]
         return snapshot
+
+    def events_after(self, after: int, limit: int = 10_000) -> list[Event]:
+        """Stored events with ids above `after`, oldest first (a replica catching up)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(EVENTS).where(EVENTS.c.id > after).order_by(EVENTS.c.id).limit(limit)
+            )
+            return [_event_from_row(r) for r in rows]
 
     # --- writes (the single writer) ---------------------------------------------------------
     def write(self, batch: Batch) -> None:

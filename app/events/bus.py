@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from app.core.jsonutil import dumps
+from app.core.jsonutil import dumps, loads
 
 
 def now_ns() -> int:
@@ -35,6 +35,14 @@ class Event:
     def build(cls, event_id: int, data: dict[str, Any]) -> Event:
         kind = str(data.get("type") or "event")
         text = dumps(data)
+        frame = f"id: {event_id}\nevent: {kind}\ndata: {text}\n\n".encode()
+        return cls(event_id, kind, data, text, frame)
+
+    @classmethod
+    def decode(cls, event_id: int, text: str) -> Event:
+        """An event another replica built, from its JSON text (not re-encoded)."""
+        data = loads(text)
+        kind = str(data.get("type") or "event")
         frame = f"id: {event_id}\nevent: {kind}\ndata: {text}\n\n".encode()
         return cls(event_id, kind, data, text, frame)
 
@@ -143,6 +151,19 @@ class EventBus:
         else:
             self._fan_out([event])
         return event
+
+    def replicate(self, events: list[Event]) -> None:
+        """Events another replica published and made durable: kept with their ids, folded
+        by the listeners and sent to stream clients at once. Ids already seen are skipped."""
+        fresh = [event for event in events if event.id >= self._next_id]
+        if not fresh:
+            return
+        for event in fresh:
+            self._next_id = event.id + 1
+            self._ring.append(event)
+            for listener in self._listeners:
+                listener(event)
+        self._fan_out(fresh)
 
     def release(self, up_to_id: int) -> None:
         """Events up to `up_to_id` are durable: send them to stream clients."""

@@ -27,4 +27,4 @@ async def get_health() -> HealthResponse:
 )
 async def get_engine_health(runtime: RuntimeDep) -> ApiHealthResponse:
     """`engine.connected` is false while the engine cannot take orders."""
-    return ApiHealthResponse(ok=True, engine=EngineHealth(connected=runtime.engine.connected))
+    return ApiHealthResponse(ok=True, engine=EngineHealth(connected=runtime.engine_connected))

@@ -81,4 +81,4 @@ execution_router = APIRouter(tags=["execution"])
 )
 async def ping_execution(runtime: RuntimeDep) -> ExecutionPingResponse:
     """`{"ok": true}` when the engine or venue answers."""
-    return ExecutionPingResponse.model_validate(await runtime.engine.ping())
+    return ExecutionPingResponse.model_validate(await runtime.engine_ping())

@@ -1,0 +1,255 @@
+"""Several `python -m app` replicas sharing one PostgreSQL database and one Redis (real servers
+on loopback): one leader runs the engine, followers forward orders to it and stream its events
+with the same ids; the leader's death loses nothing acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from tests.conftest import PostgresServer
+from tests.integration.conftest import GatewayServer, StartGateway, get_json
+from tests.integration.sse_client import SseEvent, SseStream
+
+LEASE_MS = 1000
+TAKEOVER_LIMIT = 10.0  # seconds: the lease, a renewal interval and the takeover itself, roomy
+
+Replicas = Callable[..., Awaitable[list[GatewayServer]]]
+
+
+@pytest.fixture
+def start_replicas(
+    start_gateway: StartGateway, postgres_server: PostgresServer, redis_url: str
+) -> Replicas:
+    """`await start_replicas(n, env)`: n gateways on one fresh database; the first leads."""
+
+    async def start(count: int = 2, env: dict[str, str] | None = None) -> list[GatewayServer]:
+        shared = {
+            "VELOZ_DATABASE_URL": postgres_server.create_database(),
+            "VELOZ_REDIS_URL": redis_url,
+            "VELOZ_LEADER_LEASE_MS": str(LEASE_MS),
+            "VELOZ_SIM_TICK_MS": "50",
+            **(env or {}),
+        }
+        servers = [await start_gateway(env=shared)]
+        servers += await asyncio.gather(*(start_gateway(env=shared) for _ in range(count - 1)))
+        return servers
+
+    return start
+
+
+async def leader_pid(redis_url: str) -> int | None:
+    """The process id inside the lease holder's replica id (`<host>-<pid>-<random>`)."""
+    redis = Redis.from_url(redis_url)
+    try:
+        holder = await redis.get("veloz:leader")
+    finally:
+        await redis.aclose()
+    return None if holder is None else int(holder.decode().rsplit("-", 2)[1])
+
+
+async def place(client: httpx.AsyncClient, cid: str, **fields: Any) -> httpx.Response:
+    body = {"side": "BUY", "qty": 0.01, "price": 1000, "client_order_id": cid, **fields}
+    return await client.post("/api/order", json=body)
+
+
+def order_events(events: list[SseEvent], cid: str) -> list[tuple[int, str]]:
+    return [(e.id, e.event) for e in events if e.data.get("client_order_id") == cid]
+
+
+async def test_an_order_on_a_follower_is_everywhere_with_the_same_ids(
+    start_replicas: Replicas, redis_url: str
+) -> None:
+    leader, follower = await start_replicas(2)
+    assert await leader_pid(redis_url) == leader.pid
+    on_leader = await SseStream.open(leader.port, "/api/stream?last_id=0")
+    on_follower = await SseStream.open(follower.port, "/api/stream?last_id=0")
+    try:
+        async with follower.client() as client:
+            placed = await place(client, "via-follower")
+            assert placed.status_code == 200, placed.text
+            assert placed.json() == {
+                "ok": True,
+                "client_order_id": "via-follower",
+                "venue_order_id": "sim-1",
+                "status": "ACCEPTED",
+            }
+            # Read-your-writes: the follower shows it as soon as it answered.
+            state = await get_json(client, "/api/order_state", client_order_id="via-follower")
+            assert (state["status"], state["order_qty"]) == ("ACCEPTED", 0.01)
+            retry = await place(client, "via-follower")
+            assert retry.json() == placed.json()
+            clash = await place(client, "via-follower", qty=0.02)
+            assert (clash.status_code, clash.json()["error"]) == (409, "duplicate_client_order_id")
+        async with leader.client() as client:
+            state = await get_json(client, "/api/order_state", client_order_id="via-follower")
+            assert state["status"] == "ACCEPTED"
+            assert (await place(client, "via-leader", price=900)).status_code == 200
+
+        def wanted(event: SseEvent) -> bool:
+            return event.event == "order_state" and event.data["client_order_id"] == "via-leader"
+
+        seen_leader = await on_leader.events_until(wanted, timeout=10)
+        seen_follower = await on_follower.events_until(wanted, timeout=10)
+    finally:
+        await on_leader.close()
+        await on_follower.close()
+    for cid in ("via-follower", "via-leader"):
+        assert order_events(seen_leader, cid) == order_events(seen_follower, cid)
+        assert order_events(seen_leader, cid), cid
+    assert [e.raw for e in seen_leader] == [e.raw for e in seen_follower]
+    async with follower.client() as client, leader.client() as lead:
+        assert await get_json(client, "/api/orders_state") == await get_json(
+            lead, "/api/orders_state"
+        )
+        history = await get_json(client, "/api/orders")
+        assert history == await get_json(lead, "/api/orders")
+        cancel = await client.post("/api/cancel", json={"client_order_id": "via-leader"})
+        assert cancel.json() == {"ok": True, "client_order_id": "via-leader", "status": "CANCELLED"}
+        again = await client.post("/api/cancel", json={"client_order_id": "via-leader"})
+        assert (again.status_code, again.json()["error"]) == (409, "order_not_open")
+        missing = await client.post("/api/cancel", json={"client_order_id": "nope"})
+        assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
+        health = await get_json(client, "/api/health")
+        assert health == {"ok": True, "engine": {"connected": True}}
+
+
+async def test_last_event_id_resumes_on_another_replica(start_replicas: Replicas) -> None:
+    first, second = await start_replicas(2)
+    stream = await SseStream.open(first.port, "/api/stream?last_id=0")
+    try:
+        before = await stream.events_until(lambda e: e.id >= 30, timeout=10)
+    finally:
+        await stream.close()
+    resume_at = before[-1].id
+    stream = await SseStream.open(second.port, headers={"Last-Event-ID": str(resume_at)})
+    try:
+        after = await stream.events_until(lambda e: e.id >= resume_at + 20, timeout=10)
+    finally:
+        await stream.close()
+
+    assert after[0].id == resume_at + 1  # no gap, no duplicate; contiguous is checked on read
+    replay = await SseStream.open(second.port, "/api/stream?last_id=0")
+    try:
+        again = await replay.events_until(lambda e: e.id >= resume_at, timeout=10)
+    finally:
+        await replay.close()
+    assert [e.raw for e in again if e.id > before[0].id - 1] == [e.raw for e in before]
+
+
+async def test_identity_is_shared_by_replicas(start_replicas: Replicas) -> None:
+    admin_password = "admin-password-1"
+    a, b = await start_replicas(
+        2,
+        {
+            "VELOZ_AUTH_ENABLED": "true",
+            "VELOZ_ADMIN_PASSWORD": admin_password,
+            "VELOZ_JWT_SECRET": "s" * 40,
+            "VELOZ_API_KEY_SECRET": "k" * 40,
+            "VELOZ_RATE_LIMIT_CAPACITY": "6",
+            "VELOZ_RATE_LIMIT_REFILL": "0.001",
+        },
+    )
+    async with a.client() as on_a, b.client() as on_b:
+        login = await on_a.post(
+            "/api/auth/login", json={"user_id": "admin", "password": admin_password}
+        )
+        admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        created = await on_a.post(
+            "/api/auth/users",
+            json={"user_id": "carol", "password": "carol-password", "roles": ["trader"]},
+            headers=admin,
+        )
+        assert created.status_code == 201, created.text
+        # B learns of the new user from the database once A announced the change.
+        deadline = time.monotonic() + 5
+        while True:
+            carol = await on_b.post(
+                "/api/auth/login", json={"user_id": "carol", "password": "carol-password"}
+            )
+            if carol.status_code == 200 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert carol.status_code == 200, carol.text
+        tokens = carol.json()
+        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+
+        statuses = [
+            (await client.get("/api/account", headers=headers)).status_code
+            for client in itertools.islice(itertools.cycle((on_a, on_b)), 8)
+        ]
+        assert statuses == [200] * 6 + [429] * 2  # one budget of 6 for carol, not 6 each
+
+        logout = await on_b.post(
+            "/api/auth/logout", json={"refresh_token": tokens["refresh_token"]}, headers=headers
+        )
+        assert logout.status_code == 200, logout.text
+        refused = await on_a.get("/api/account", headers=headers)
+        assert (refused.status_code, refused.json()["error"]) == (401, "invalid_token")
+
+
+async def test_killing_the_leader_under_load_loses_no_acknowledged_order(
+    start_replicas: Replicas, redis_url: str
+) -> None:
+    leader, follower = await start_replicas(2)
+    acknowledged: set[str] = set()
+    refused: list[int] = []
+    numbers = itertools.count()
+    stop = asyncio.Event()
+    killed = asyncio.Event()
+    goal = {"acknowledged": 40}
+    reached = asyncio.Event()
+
+    async def trader(server: GatewayServer) -> None:
+        async with server.client(timeout=15) as client:
+            while not stop.is_set():
+                cid = f"load-{next(numbers)}"
+                try:
+                    response = await place(client, cid, price=10 + next(numbers) % 50)
+                except httpx.TransportError:
+                    if server is leader and killed.is_set():
+                        return  # the process is gone
+                    raise
+                if response.status_code == 200:
+                    acknowledged.add(cid)
+                    if len(acknowledged) >= goal["acknowledged"]:
+                        reached.set()
+                else:
+                    assert response.status_code == 503, response.text
+                    assert response.json()["error"] == "engine_unavailable"
+                    refused.append(response.status_code)
+
+    traders = [asyncio.create_task(trader(s)) for s in (leader, follower, leader, follower)]
+    await asyncio.wait_for(reached.wait(), 30)
+    leader.kill()  # SIGKILL: no goodbye, the lease simply stops being renewed
+    killed.set()
+    killed_at = time.monotonic()
+    acknowledged_before_kill = len(acknowledged)
+    while await leader_pid(redis_url) != follower.pid:
+        assert time.monotonic() - killed_at < TAKEOVER_LIMIT, "no replica took over"
+        await asyncio.sleep(0.05)
+    took_over = time.monotonic() - killed_at
+    reached.clear()
+    goal["acknowledged"] = len(acknowledged) + 20
+    await asyncio.wait_for(reached.wait(), 30)
+    stop.set()
+    await asyncio.gather(*traders)
+
+    async with follower.client() as client:
+        states = {
+            o["client_order_id"]: o for o in (await get_json(client, "/api/orders_state"))["items"]
+        }
+        health = await get_json(client, "/api/health")
+    lost = sorted(acknowledged - set(states))
+    assert lost == [], f"acknowledged but lost: {lost}"
+    assert all(states[cid]["status"] == "ACCEPTED" for cid in acknowledged)
+    assert health["engine"] == {"connected": True}
+    assert acknowledged_before_kill >= 40
+    print(f"takeover after {took_over:.2f}s; {len(refused)} orders refused meanwhile")
