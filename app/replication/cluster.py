@@ -21,12 +21,15 @@ from redis.asyncio import Redis
 
 from app.auth.login_limit import RedisLoginFailures
 from app.core.errors import ApiError
+from app.db.config import ConfigRepository
 from app.events.bus import Event
+from app.replication.changes import ChangeFeed
 from app.replication.commands import CommandConsumer, CommandForwarder, LeaderUnreachable
 from app.replication.event_stream import EventFollower, EventPublisher
 from app.replication.forwarding import ReplicatedOrders
 from app.replication.lease import LeaderLease
 from app.replication.shared_auth import RedisSharedAuth
+from app.services.runtime_config import live_changes, with_overrides
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -46,9 +49,12 @@ class Replication:
         self.runtime = runtime
         self.replica_id = new_replica_id()
         self.redis = Redis.from_url(redis_url, health_check_interval=10)
-        self.shared_auth = RedisSharedAuth(self.redis, self.replica_id)
-        runtime.auth.shared = self.shared_auth
+        self.changes = ChangeFeed(self.redis, self.replica_id)
+        runtime.auth.shared = RedisSharedAuth(self.redis, self.changes)
         runtime.auth.login_failures = RedisLoginFailures(redis_url)
+        runtime.gui_settings.shared = True
+        runtime.gui_settings.on_saved = lambda: self.changes.publish("settings")
+        runtime.config.on_saved = lambda: self.changes.publish("config")
 
         lease_ms = runtime.settings.leader_lease_ms
         self.lease = LeaderLease(self.redis, self.replica_id, lease_ms)
@@ -81,6 +87,8 @@ class Replication:
     async def start(self) -> None:
         """Lead at once if nobody does (the first replica serves with its engine running),
         otherwise follow; then keep campaigning."""
+        self.changes.subscribe("settings", self.runtime.gui_settings.reload)
+        self.changes.subscribe("config", self._reload_config)
         self.forwarder.start()
         if await self.lease.acquire():
             self._holds_lease = self.leader_alive = True
@@ -154,6 +162,14 @@ class Replication:
         logging.shutdown()
         os._exit(FENCED_EXIT_STATUS)
 
+    async def _reload_config(self) -> None:
+        """Another replica changed the run-time configuration: apply it here too."""
+        runtime = self.runtime
+        stored = await asyncio.to_thread(ConfigRepository(runtime.db).load)
+        updated = with_overrides(runtime.settings, stored)
+        runtime.config.overrides = stored
+        runtime.apply_live(updated, live_changes(runtime.settings, updated))
+
     # --- following --------------------------------------------------------------------------
     def _deliver(self, events: list[Event]) -> None:
         self.runtime.bus.replicate(events)
@@ -216,5 +232,5 @@ class Replication:
         if self._holds_lease:
             with contextlib.suppress(Exception):
                 await self.lease.release()
-        await self.shared_auth.stop()
+        await self.changes.stop()
         await self.redis.aclose()

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from app.replication.keys import IDENTITY_CHANNEL, RATE_BUCKET, REVOKED
+from app.replication.changes import ChangeFeed
+from app.replication.keys import RATE_BUCKET, REVOKED
 
-log = logging.getLogger("veloz.replication")
+IDENTITY_TOPIC = "identity"
 
 # One atomic token bucket. Redis's own clock, so replicas with skewed clocks agree; the key
 # expires once the bucket would be full again, so idle identities cost nothing.
@@ -37,11 +35,10 @@ return {allowed, tostring(tokens)}
 
 
 class RedisSharedAuth:
-    def __init__(self, redis: Redis, replica_id: str) -> None:
+    def __init__(self, redis: Redis, changes: ChangeFeed) -> None:
         self._redis = redis
-        self._replica_id = replica_id
+        self._changes = changes
         self._bucket = redis.register_script(BUCKET_SCRIPT)
-        self._listener: asyncio.Task[None] | None = None
 
     async def take_token(self, identity: str, capacity: int, refill: float) -> tuple[bool, float]:
         allowed, tokens = await self._bucket(keys=[RATE_BUCKET + identity], args=[capacity, refill])
@@ -58,28 +55,7 @@ class RedisSharedAuth:
             await pipe.execute()
 
     async def identity_changed(self) -> None:
-        await self._redis.publish(IDENTITY_CHANNEL, self._replica_id)
+        await self._changes.publish(IDENTITY_TOPIC)
 
     def on_identity_change(self, reload: Callable[[], Awaitable[None]]) -> None:
-        self._listener = asyncio.create_task(self._listen(reload), name="veloz-identity-sync")
-
-    async def _listen(self, reload: Callable[[], Awaitable[None]]) -> None:
-        while True:
-            try:
-                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(IDENTITY_CHANNEL)
-                    await reload()  # changes made while we were not subscribed
-                    async for message in pubsub.listen():
-                        if message.get("data") != self._replica_id.encode():
-                            await reload()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("identity change listener failed; resubscribing")
-                await asyncio.sleep(1)
-
-    async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        self._changes.subscribe(IDENTITY_TOPIC, reload)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
@@ -98,6 +98,11 @@ def redacted(settings: Settings) -> dict[str, Any]:
     return out
 
 
+def live_changes(old: Settings, new: Settings) -> set[str]:
+    """The live fields whose values differ."""
+    return {name for name in LIVE_FIELDS if getattr(old, name) != getattr(new, name)}
+
+
 class RuntimeConfig:
     """Holds the stored overrides and applies changes through `apply_live`."""
 
@@ -110,6 +115,7 @@ class RuntimeConfig:
         self.overrides = overrides
         self._save = save
         self._apply_live = apply_live
+        self.on_saved: Callable[[], Awaitable[None]] | None = None  # replicas: tell the others
 
     async def update(
         self, settings: Settings, changes: dict[str, Any]
@@ -136,4 +142,6 @@ class RuntimeConfig:
         applied = sorted(live - waiting)
         restart = sorted((set(changes) - live) | waiting)
         log.info("configuration changed: applied %s, after restart %s", applied, restart)
+        if self.on_saved is not None:
+            await self.on_saved()
         return updated, {"applied": applied, "restart_required": restart}

@@ -18,7 +18,7 @@ import copy
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -105,8 +105,15 @@ class SettingsService:
         self._stored: dict[str, Any] = {}
         self._effective: dict[str, Any] = default_settings()
         self._lock = asyncio.Lock()
+        # Replicas share the document: re-read it before a merge, tell the others after a save.
+        self.shared = False
+        self.on_saved: Callable[[], Awaitable[None]] | None = None
 
     async def start(self) -> None:
+        await self.reload()
+
+    async def reload(self) -> None:
+        """Read the stored document (at start; with replicas, when another one saved it)."""
         try:
             stored = await asyncio.to_thread(self.repository.load)
         except CorruptSettings:
@@ -139,6 +146,8 @@ class SettingsService:
         if not isinstance(data, dict):
             raise InvalidSettings([_error("data", "data must be a JSON object")])
         async with self._lock:
+            if self.shared:
+                await self.reload()
             current = self._effective.get(section)
             merged = {**current, **data} if isinstance(current, dict) else dict(data)
             validate_section(section, merged)
@@ -182,3 +191,5 @@ class SettingsService:
             raise SettingsStorageError("the settings could not be saved") from exc
         self._stored = stored
         self._effective = effective(stored)
+        if self.on_saved is not None:
+            await self.on_saved()

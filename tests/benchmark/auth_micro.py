@@ -222,7 +222,7 @@ def operations(fixture: AuthFixture) -> list[tuple[str, str, Callable[[], object
     # Sanity: each call must succeed, or we would be timing the error path.
     assert service.authenticate(token, None).auth_method == "jwt"
     assert service.authenticate(None, raw_key).key_id == fixture.key_id
-    assert service.rate_limit(f"user:{USER_ID}").allowed
+    assert service.limiter.check(f"user:{USER_ID}").allowed
     return [
         ("timer_overhead", "timer + empty call (subtract)", lambda: None),
         ("jwt_verify", "(a) TokenCodec.verify_access", lambda: codec.verify_access(token)),
@@ -240,7 +240,7 @@ def operations(fixture: AuthFixture) -> list[tuple[str, str, Callable[[], object
         (
             "rate_limit",
             "(d) rate_limit (RateLimiter.check)",
-            lambda: service.rate_limit(f"user:{USER_ID}"),
+            lambda: service.limiter.check(f"user:{USER_ID}"),
         ),
         (
             "principal_of_roles",

@@ -144,6 +144,50 @@ async def test_last_event_id_resumes_on_another_replica(start_replicas: Replicas
     assert [e.raw for e in again if e.id > before[0].id - 1] == [e.raw for e in before]
 
 
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> bool:
+    """True once `check()` is; False if it never was within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def test_settings_and_configuration_saved_on_one_replica_apply_on_all(
+    start_replicas: Replicas,
+) -> None:
+    a, b = await start_replicas(2)
+    async with a.client() as on_a, b.client() as on_b:
+        saved = await on_a.post(
+            "/api/settings", json={"section": "general", "data": {"language": "zh"}}
+        )
+        assert saved.status_code == 200, saved.text
+        changed = await on_b.post("/api/config", json={"sse_max_clients": 7})
+        assert changed.json()["applied"] == ["sse_max_clients"]
+
+        async def b_has_settings() -> bool:
+            return (await get_json(on_b, "/api/settings"))["general"]["language"] == "zh"
+
+        async def a_has_config() -> bool:
+            config = await get_json(on_a, "/api/config")
+            return bool(config["effective"]["sse_max_clients"] == 7)
+
+        assert await eventually(b_has_settings)
+        assert await eventually(a_has_config)
+        # A section merged on B keeps what A saved, and reaches A.
+        merged = await on_b.post(
+            "/api/settings", json={"section": "general", "data": {"theme": "dark"}}
+        )
+        assert merged.status_code == 200, merged.text
+
+        async def a_has_both() -> bool:
+            general = (await get_json(on_a, "/api/settings"))["general"]
+            return bool((general["language"], general["theme"]) == ("zh", "dark"))
+
+        assert await eventually(a_has_both)
+
+
 async def test_identity_is_shared_by_replicas(start_replicas: Replicas) -> None:
     admin_password = "admin-password-1"
     a, b = await start_replicas(
@@ -169,16 +213,18 @@ async def test_identity_is_shared_by_replicas(start_replicas: Replicas) -> None:
         )
         assert created.status_code == 201, created.text
         # B learns of the new user from the database once A announced the change.
-        deadline = time.monotonic() + 5
-        while True:
-            carol = await on_b.post(
-                "/api/auth/login", json={"user_id": "carol", "password": "carol-password"}
+        carol: list[httpx.Response] = []
+
+        async def b_lets_carol_in() -> bool:
+            carol.append(
+                await on_b.post(
+                    "/api/auth/login", json={"user_id": "carol", "password": "carol-password"}
+                )
             )
-            if carol.status_code == 200 or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.05)
-        assert carol.status_code == 200, carol.text
-        tokens = carol.json()
+            return carol[-1].status_code == 200
+
+        assert await eventually(b_lets_carol_in), carol[-1].text
+        tokens = carol[-1].json()
         headers = {"Authorization": f"Bearer {tokens['access_token']}"}
 
         statuses = [

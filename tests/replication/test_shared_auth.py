@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app.core.config import Settings
+from app.replication.changes import ChangeFeed
 from app.replication.shared_auth import RedisSharedAuth
 from tests.conftest import Gateway, PostgresServer, running_gateway
 
@@ -98,7 +99,7 @@ async def test_failed_logins_count_across_replicas(pair: tuple[Gateway, Gateway]
 
 async def test_the_bucket_is_atomic_under_concurrent_takers(redis_url: str) -> None:
     redis = Redis.from_url(redis_url)
-    shared = RedisSharedAuth(redis, "test")
+    shared = RedisSharedAuth(redis, ChangeFeed(redis, "test"))
     try:
         results = await asyncio.gather(
             *(shared.take_token("user:many", 20, 0.0001) for _ in range(60))
