@@ -236,6 +236,13 @@ class Settings(BaseSettings):
                 "VELOZ_REDIS_URL: replicas share their durable state, so VELOZ_DATABASE_URL "
                 "must name a PostgreSQL database (postgresql+psycopg://...)"
             )
+        if self.redis_url and self.auth_enabled:
+            for name, secret in (("JWT", self.jwt_secret), ("API_KEY", self.api_key_secret)):
+                if not secret.get_secret_value():
+                    raise ValueError(
+                        f"VELOZ_{name}_SECRET: replicas must share it; one generated per data "
+                        "dir would make each replica refuse the others' credentials"
+                    )
         if not _is_loopback(self.host) and not self.auth_enabled and not self.allow_insecure:
             raise ValueError(
                 f"VELOZ_HOST: refusing to listen on non-loopback {self.host} with auth "

@@ -34,6 +34,7 @@ async def pair(
                 auth_enabled=True,
                 admin_password=ADMIN_PASSWORD,
                 jwt_secret=JWT_SECRET,
+                api_key_secret="k" * 40,
                 rate_limit_capacity=4,
                 rate_limit_refill=0.001,
             )

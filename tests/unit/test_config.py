@@ -159,3 +159,11 @@ def test_redis_needs_a_shared_postgresql_database(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("VELOZ_DATABASE_URL", "postgresql+psycopg://veloz@127.0.0.1/veloz")
     settings = Settings()
     assert (settings.redis_url, settings.leader_lease_ms) == ("redis://127.0.0.1:6379/0", 3000)
+
+    monkeypatch.setenv("VELOZ_AUTH_ENABLED", "true")
+    monkeypatch.setenv("VELOZ_JWT_SECRET", "j" * 32)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert "VELOZ_API_KEY_SECRET" in describe_settings_error(caught.value)
+    monkeypatch.setenv("VELOZ_API_KEY_SECRET", "k" * 32)
+    assert Settings().auth_enabled
