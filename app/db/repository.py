@@ -162,6 +162,7 @@ class StateRepository:
     # --- writes (the single writer) ---------------------------------------------------------
     def write(self, batch: Batch) -> None:
         with self.engine.begin() as conn:
+            self.before_write(conn)
             if batch.events:
                 conn.execute(
                     insert(EVENTS),
@@ -189,6 +190,9 @@ class StateRepository:
                 self._upsert(conn, META, meta)
             if batch.quotes:
                 self._upsert(conn, MARKETS, batch.quotes)
+
+    def before_write(self, conn: Any) -> None:
+        """Runs first in every state write's transaction (replicas fence a stale leader here)."""
 
     def prune_events(self, last_id: int) -> int:
         """Drop events older than the kept window, except the newest order-history events."""

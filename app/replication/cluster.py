@@ -26,6 +26,7 @@ from app.events.bus import Event
 from app.replication.changes import ChangeFeed
 from app.replication.commands import CommandConsumer, CommandForwarder, LeaderUnreachable
 from app.replication.event_stream import EventFollower, EventPublisher
+from app.replication.fencing import FENCED_EXIT_STATUS, fence_writes, take_epoch
 from app.replication.forwarding import ReplicatedOrders
 from app.replication.lease import LeaderLease
 from app.replication.shared_auth import RedisSharedAuth
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("veloz.replication")
 
-FENCED_EXIT_STATUS = 70
 CATCH_UP_SECONDS = 2.0  # a follower's answer waits this long for the events it caused
 
 
@@ -112,7 +112,9 @@ class Replication:
                 elif await self.lease.acquire():
                     self._holds_lease = self.leader_alive = True
                     last_renewed = time.monotonic()
-                    self._promotion = asyncio.create_task(self._promote(), name="veloz-promote")
+                    self._promotion = asyncio.create_task(
+                        self._promote_or_exit(), name="veloz-promote"
+                    )
                 else:
                     self.leader_alive = await self.lease.holder() is not None
             except asyncio.CancelledError:
@@ -123,11 +125,23 @@ class Replication:
                 if self._holds_lease and time.monotonic() - last_renewed > lease_seconds * 0.8:
                     self._fence("the leader lease could not be renewed in time")
 
+    async def _promote_or_exit(self) -> None:
+        try:
+            await self._promote()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Holding the lease without leading would stop every replica's orders.
+            log.exception("taking over as leader failed")
+            self._fence("taking over as leader failed")
+
     async def _promote(self) -> None:
         """Take over: every event the old leader made durable, then the engine."""
         runtime, state = self.runtime, self.runtime.state
         started = time.monotonic()
         await self.follower.stop()
+        epoch = await asyncio.to_thread(take_epoch, runtime.db)
+        fence_writes(runtime.repository, epoch)
         await self.follower.catch_up()
         snapshot = await asyncio.to_thread(
             runtime.repository.load, runtime.settings.event_buffer_size
@@ -151,8 +165,8 @@ class Replication:
         await self.consumer.start()
         self.leading = True
         log.info(
-            "replica %s leads from event %d (took over in %.0f ms)",
-            self.replica_id, snapshot.last_event_id, (time.monotonic() - started) * 1000,
+            "replica %s leads (epoch %d) from event %d, took over in %.0f ms",
+            self.replica_id, epoch, snapshot.last_event_id, (time.monotonic() - started) * 1000,
         )  # fmt: skip
 
     def _fence(self, reason: str) -> None:

@@ -119,11 +119,14 @@ class CommandConsumer:
         self._running: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        await self._create_group()
+        self._task = asyncio.create_task(self._run(), name="veloz-command-consumer")
+
+    async def _create_group(self) -> None:
         with contextlib.suppress(ResponseError):  # BUSYGROUP: a former leader made it
             # From the start of the stream: commands sent while no replica led are taken
             # now, unless their deadline passed.
             await self._redis.xgroup_create(COMMANDS, COMMAND_GROUP, id="0", mkstream=True)
-        self._task = asyncio.create_task(self._run(), name="veloz-command-consumer")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -141,6 +144,13 @@ class CommandConsumer:
                 )
             except asyncio.CancelledError:
                 raise
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    await self._create_group()  # Redis restarted empty
+                    continue
+                log.exception("reading commands failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
             except Exception:
                 log.exception("reading commands failed; retrying")
                 await asyncio.sleep(0.5)

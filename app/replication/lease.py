@@ -7,9 +7,15 @@ from redis.asyncio import Redis
 from app.replication.keys import LEADER
 
 # Renew or give up only what we hold: a lease that expired may belong to another replica now.
+# A lease that is simply gone (Redis restarted empty) is taken again: nobody else holds it.
 RENEW_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
 end
 return 0
 """
