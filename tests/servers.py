@@ -21,6 +21,7 @@ import psycopg
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "veloz"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 _database_numbers = itertools.count(1)
 
 
@@ -151,6 +152,80 @@ class RedisServer:
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
             sock.sendall(b"FLUSHALL\r\n")
             sock.recv(16)
+
+    def stop_process(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        self.stop_process()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class NginxBalancer:
+    """nginx in the foreground with the replicas profile's site config, its upstream servers
+    pointed at gateways on loopback."""
+
+    def __init__(self, site_config: Path, upstreams: list[int]) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="veloz-nginx-"))
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._site = site_config.read_text(encoding="utf-8")
+        self._upstreams = upstreams
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _write_config(self) -> Path:
+        site = self._site
+        for name, port in zip(("gateway-a:8080", "gateway-b:8080"), self._upstreams, strict=True):
+            site = site.replace(f"server {name}", f"server 127.0.0.1:{port}")
+        site = site.replace("listen 8080;", f"listen 127.0.0.1:{self.port};")
+        (self.root / "site.conf").write_text(site, encoding="utf-8")
+        temp = "".join(
+            f"    {kind}_temp_path {self.root / kind};\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        main = self.root / "nginx.conf"
+        main.write_text(
+            ("user root;\n" if os.getuid() == 0 else "")
+            + f"daemon off;\npid {self.root / 'nginx.pid'};\nworker_processes 1;\n"
+            f"error_log {self.root / 'error.log'} warn;\n"
+            "events { worker_connections 256; }\n"
+            f"http {{\n    access_log off;\n{temp}    include {self.root / 'site.conf'};\n}}\n",
+            encoding="utf-8",
+        )
+        return main
+
+    def start(self, timeout: float = 10.0) -> None:
+        for _attempt in range(3):
+            self.port = free_port()
+            config = self._write_config()
+            with (self.root / "server.log").open("ab") as log:
+                self.proc = subprocess.Popen(
+                    [NGINX, "-p", str(self.root), "-c", str(config)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                    return
+                except OSError:
+                    time.sleep(0.02)
+            self.stop_process()
+        raise RuntimeError("nginx did not start: " + self.log_text())
+
+    def log_text(self) -> str:
+        return "".join(
+            (self.root / name).read_text(errors="replace")
+            for name in ("server.log", "error.log")
+            if (self.root / name).exists()
+        )
 
     def stop_process(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +18,9 @@ from redis.asyncio import Redis
 from tests.conftest import PostgresServer, RedisServer
 from tests.integration.conftest import GatewayServer, StartGateway, get_json
 from tests.integration.sse_client import SseEvent, SseStream
+from tests.servers import NginxBalancer
 
+ROOT = Path(__file__).resolve().parents[2]
 LEASE_MS = 2000  # short for quick takeovers, long enough for a busy machine's pauses
 TAKEOVER_LIMIT = 10.0  # seconds: the lease, a renewal interval and the takeover itself, roomy
 
@@ -336,3 +339,51 @@ async def test_replicas_recover_when_redis_restarts_empty(
     assert state["status"] == "ACCEPTED"
     if not leader.running():
         assert await leader.wait_exit(1) == 70  # fenced, as documented
+
+
+@pytest.fixture
+async def balancer() -> AsyncIterator[Callable[[list[GatewayServer]], NginxBalancer]]:
+    """nginx with deploy/nginx/replicas.conf in front of the given replicas."""
+    started: list[NginxBalancer] = []
+
+    def start(servers: list[GatewayServer]) -> NginxBalancer:
+        nginx = NginxBalancer(
+            ROOT / "deploy" / "nginx" / "replicas.conf", [s.port for s in servers]
+        )
+        started.append(nginx)
+        nginx.start()
+        return nginx
+
+    yield start
+    for nginx in started:
+        nginx.stop()
+
+
+async def test_through_the_profile_load_balancer(
+    start_replicas: Replicas, balancer: Callable[[list[GatewayServer]], NginxBalancer]
+) -> None:
+    servers = await start_replicas(2)
+    nginx = balancer(servers)
+    stream = await SseStream.open(nginx.port, "/api/stream?last_id=0")
+    try:
+        assert stream.status == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        async with httpx.AsyncClient(base_url=nginx.url, timeout=10) as client:
+            for n in range(4):  # round robin: both replicas take orders
+                placed = await place(client, f"lb-{n}")
+                assert placed.status_code == 200, placed.text
+        seen = await stream.events_until(
+            lambda e: e.data.get("client_order_id") == "lb-3" and e.event == "order_state",
+            timeout=10,
+        )
+    finally:
+        await stream.close()
+    assert {e.data.get("client_order_id") for e in seen} >= {"lb-0", "lb-1", "lb-2", "lb-3"}
+    # Reconnecting through the balancer lands on either replica and continues exactly.
+    for _ in range(2):
+        resumed = await SseStream.open(nginx.port, headers={"Last-Event-ID": str(seen[-1].id)})
+        try:
+            after = await resumed.events_until(lambda e: e.id >= seen[-1].id + 5, timeout=10)
+        finally:
+            await resumed.close()
+        assert after[0].id == seen[-1].id + 1
