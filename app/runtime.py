@@ -6,7 +6,7 @@ import asyncio
 import logging
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.audit.entries import DEFAULT_POLICIES, RetentionPolicy
 from app.audit.logger import AuditLogger
@@ -26,11 +26,13 @@ from app.events.history import OrderHistory
 from app.execution.router import build_engine
 from app.middleware.edge import CorsPolicy
 from app.observability.metrics import GatewayMetrics
-from app.replication.cluster import Replication
 from app.services.orders import OrderService
 from app.services.runtime_config import RuntimeConfig
 from app.services.settings import SettingsService
 from app.state import GatewayState
+
+if TYPE_CHECKING:
+    from app.replication.cluster import Replication
 
 log = logging.getLogger("veloz.runtime")
 
@@ -84,8 +86,13 @@ class Runtime:
         self.config = RuntimeConfig(
             overrides or {}, save=ConfigRepository(self.db).save, apply_live=self.apply_live
         )
-        # Several replicas: shared state in Redis, one leader runs the engine.
-        self.replication = Replication(self, settings.redis_url) if settings.redis_url else None
+        # Several replicas: shared state in Redis, one leader runs the engine. Imported only
+        # then: one gateway on its own never loads the Redis client.
+        self.replication: Replication | None = None
+        if settings.redis_url:
+            from app.replication.cluster import Replication
+
+            self.replication = Replication(self, settings.redis_url)
 
     async def start(self) -> None:
         if self.replication is not None:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 
-from app.auth.login_limit import RedisLoginFailures
 from app.core.errors import ApiError
 from app.db.config import ConfigRepository
 from app.events.bus import Event
@@ -29,6 +28,7 @@ from app.replication.event_stream import EventFollower, EventPublisher
 from app.replication.fencing import FENCED_EXIT_STATUS, fence_writes, take_epoch
 from app.replication.forwarding import ReplicatedOrders
 from app.replication.lease import LeaderLease
+from app.replication.login_failures import RedisLoginFailures
 from app.replication.shared_auth import RedisSharedAuth
 from app.services.runtime_config import live_changes, with_overrides
 
