@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,12 +33,18 @@ BLOCK_MS = 1000
 Handler = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
+def _enqueued_ms(entry_id: bytes) -> int:
+    return int(entry_id.split(b"-")[0])
+
+
 class LeaderUnreachable(Exception):
     """No leader answered in time."""
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+async def redis_now_ms(redis: Redis) -> int:
+    """Redis's clock: the one that stamped the command's entry id, whatever ours says."""
+    seconds, micros = await redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
 
 
 class CommandForwarder:
@@ -75,7 +80,7 @@ class CommandForwarder:
                     "reply_to": self._replica_id,
                     "kind": kind,
                     "body": dumps(body),
-                    "deadline_ms": str(_now_ms() + int(timeout * 1000)),
+                    "timeout_ms": str(int(timeout * 1000)),
                 },
                 maxlen=QUEUE_LENGTH,
                 approximate=True,
@@ -139,31 +144,36 @@ class CommandConsumer:
     async def _run(self) -> None:
         while True:
             try:
-                answer = await self._redis.xreadgroup(
-                    COMMAND_GROUP, self._replica_id, {COMMANDS: ">"}, count=100, block=BLOCK_MS
-                )
+                await self._take_batch()
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:
-                if "NOGROUP" in str(exc):
-                    await self._create_group()  # Redis restarted empty
+                if "NOGROUP" in str(exc):  # Redis restarted empty
+                    with contextlib.suppress(Exception):
+                        await self._create_group()
                     continue
                 log.exception("reading commands failed; retrying")
                 await asyncio.sleep(0.5)
-                continue
             except Exception:
                 log.exception("reading commands failed; retrying")
                 await asyncio.sleep(0.5)
-                continue
-            for entries in stream_entries(answer):
-                for entry_id, fields in entries:
-                    task = asyncio.create_task(self._one(entry_id, fields))
-                    self._running.add(task)
-                    task.add_done_callback(self._running.discard)
 
-    async def _one(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+    async def _take_batch(self) -> None:
+        answer = await self._redis.xreadgroup(
+            COMMAND_GROUP, self._replica_id, {COMMANDS: ">"}, count=100, block=BLOCK_MS
+        )
+        batches = stream_entries(answer)
+        now_ms = await redis_now_ms(self._redis) if batches else 0
+        for entries in batches:
+            for entry_id, fields in entries:
+                expired = _enqueued_ms(entry_id) + int(fields[b"timeout_ms"]) < now_ms
+                task = asyncio.create_task(self._one(entry_id, fields, expired))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+
+    async def _one(self, entry_id: bytes, fields: dict[bytes, bytes], expired: bool) -> None:
         try:
-            if int(fields[b"deadline_ms"]) < _now_ms():
+            if expired:  # the sender has answered 503 already
                 log.warning("dropping a %s command past its deadline", fields[b"kind"].decode())
                 return
             reply = await self._handle(fields[b"kind"].decode(), loads(fields[b"body"]))

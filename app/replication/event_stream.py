@@ -177,14 +177,13 @@ class EventFollower:
                 answer = await self._redis.xread(
                     {EVENTS: entry_id(self._last_id())}, count=READ_COUNT, block=BLOCK_MS
                 )
+                for entries in stream_entries(answer):
+                    await self._take(decode_entries(entries))
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("reading the event stream failed; retrying")
+                log.exception("following the event stream failed; retrying")
                 await asyncio.sleep(0.5)
-                continue
-            for entries in stream_entries(answer):
-                await self._take(decode_entries(entries))
 
     async def _take(self, events: list[Event]) -> None:
         if not events:
