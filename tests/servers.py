@@ -192,7 +192,8 @@ class NginxBalancer:
         main = self.root / "nginx.conf"
         main.write_text(
             ("user root;\n" if os.getuid() == 0 else "")
-            + f"daemon off;\npid {self.root / 'nginx.pid'};\nworker_processes 1;\n"
+            # One process: stopping it leaves no worker behind.
+            + f"daemon off;\nmaster_process off;\npid {self.root / 'nginx.pid'};\n"
             f"error_log {self.root / 'error.log'} warn;\n"
             "events { worker_connections 256; }\n"
             f"http {{\n    access_log off;\n{temp}    include {self.root / 'site.conf'};\n}}\n",

@@ -127,7 +127,8 @@ class Replication:
 
     async def _promote_or_exit(self) -> None:
         try:
-            await self._promote()
+            async with asyncio.timeout(max(10.0, 5 * self.lease.lease_ms / 1000)):
+                await self._promote()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -139,9 +140,11 @@ class Replication:
         """Take over: every event the old leader made durable, then the engine."""
         runtime, state = self.runtime, self.runtime.state
         started = time.monotonic()
+        log.info("replica %s holds the lease; taking over", self.replica_id)
         await self.follower.stop()
         epoch = await asyncio.to_thread(take_epoch, runtime.db)
         fence_writes(runtime.repository, epoch)
+        log.info("replica %s: epoch %d; catching up", self.replica_id, epoch)
         await self.follower.catch_up()
         snapshot = await asyncio.to_thread(
             runtime.repository.load, runtime.settings.event_buffer_size
