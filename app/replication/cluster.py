@@ -79,6 +79,7 @@ class Replication:
         self._campaign_task: asyncio.Task[None] | None = None
         self._promotion: asyncio.Task[None] | None = None
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._stopping_follower: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         """Before anything else starts: Redis must answer."""
@@ -141,7 +142,9 @@ class Replication:
         runtime, state = self.runtime, self.runtime.state
         started = time.monotonic()
         log.info("replica %s holds the lease; taking over", self.replica_id)
-        await self.follower.stop()
+        # Stopped aside, not awaited: its blocking read may take a moment to give way, and
+        # whatever it still delivers is taken only once (events are kept by id).
+        self._stopping_follower = asyncio.create_task(self.follower.stop())
         epoch = await asyncio.to_thread(take_epoch, runtime.db)
         fence_writes(runtime.repository, epoch)
         log.info("replica %s: epoch %d; catching up", self.replica_id, epoch)
