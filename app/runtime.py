@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from app.audit.entries import DEFAULT_POLICIES, RetentionPolicy
+from app.audit.entries import DEFAULT_POLICIES
 from app.audit.logger import AuditLogger
 from app.audit.retention import RetentionManager
 from app.auth.service import AuthService
@@ -70,10 +71,13 @@ class Runtime:
             on_backpressure=self.metrics.audit_backpressure.inc,
             enabled=settings.audit_log_enabled,
         )
-        policies = dict(DEFAULT_POLICIES)
+        policies = {
+            log_type: replace(policy, max_file_size_mb=settings.audit_archive_max_file_mb)
+            for log_type, policy in DEFAULT_POLICIES.items()
+        }
         for log_type, days in settings.audit_retention.items():
-            base = policies.get(log_type, DEFAULT_POLICIES["default"])
-            policies[log_type] = RetentionPolicy(days, base.archive_before_delete)
+            base = policies.get(log_type, policies["default"])
+            policies[log_type] = replace(base, retention_days=days)
         self.retention = RetentionManager(
             audit_repository, Path(settings.data_dir) / "audit" / "archive", policies
         )

@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     audit_retention: Annotated[dict[str, int], NoDecode] = {}  # log type -> days
     audit_queue_size: int = Field(10_000, ge=1)
     audit_cleanup_interval_hours: float = Field(24.0, gt=0)
+    # An archive file this large is closed and the day goes on in a new part.
+    audit_archive_max_file_mb: int = Field(100, ge=1)
 
     # --- validators -------------------------------------------------------------------------
     @field_validator(
@@ -322,6 +324,7 @@ YAML_KEYS: dict[tuple[str, str], str] = {
     ("audit", "enabled"): "audit_log_enabled",
     ("audit", "retention"): "audit_retention",
     ("audit", "cleanup_interval_hours"): "audit_cleanup_interval_hours",
+    ("audit", "max_file_size_mb"): "audit_archive_max_file_mb",
     ("logging", "level"): "log_level",
     ("logging", "format"): "log_format",
 }
