@@ -1,12 +1,25 @@
 // What the dashboard shows, folded from REST snapshots and stream events.
 //
 // Orders are keyed by client_order_id and fills by their event id, so a snapshot or a replayed
-// event that was already seen changes nothing. An order only moves forward in time: an update
-// older than what is shown (a snapshot racing the stream) is ignored.
+// event that was already seen changes nothing. An order only moves forward: along its
+// lifecycle, then in time (one engine step gives all its events the same timestamp). An older
+// update, from a snapshot racing the stream, only fills in what is still unknown.
 
 const SERIES_LENGTH = 300;
 const FILLS_KEPT = 200;
 export const OPEN_STATUSES = new Set(["PENDING", "ACCEPTED", "PARTIALLY_FILLED"]);
+const STAGE = { PENDING: 0, ACCEPTED: 1, PARTIALLY_FILLED: 2 }; // anything else is final: 3
+
+function stage(status) {
+  return status in STAGE ? STAGE[status] : status ? 3 : -1;
+}
+
+// Is the update (status, ts) at least as far along as the order shown?
+function isNewer(current, status, ts) {
+  const difference = stage(status) - stage(current.status);
+  if (difference !== 0) return difference > 0;
+  return !ts || !current.last_ts_ns || ts >= current.last_ts_ns;
+}
 
 export class Store {
   constructor() {
@@ -72,13 +85,15 @@ export class Store {
 
   mergeOrder(cid, ts, fields) {
     if (!cid) return;
-    const current = this.orders.get(cid);
-    if (current && ts && current.last_ts_ns && ts < current.last_ts_ns) return;
-    const next = { executed_qty: 0, first_seen: Date.now(), ...current };
+    const current = this.orders.get(cid) || { client_order_id: cid, executed_qty: 0 };
+    const newer = isNewer(current, fields.status, ts);
+    const next = { ...current };
     for (const [name, value] of Object.entries(fields)) {
-      if (value !== undefined && name !== "type") next[name] = value;
+      if (value === undefined || name === "type") continue;
+      if (newer || next[name] === undefined || next[name] === null) next[name] = value;
     }
-    if (ts) next.last_ts_ns = ts;
+    next.executed_qty = Math.max(Number(current.executed_qty) || 0, Number(next.executed_qty) || 0);
+    if (newer && ts) next.last_ts_ns = ts;
     next.client_order_id = cid;
     this.orders.set(cid, next);
     this.changed("orders");
