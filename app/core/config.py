@@ -195,7 +195,7 @@ class Settings(BaseSettings):
             return None
         path = Path(value).expanduser()
         if not (path / "index.html").is_file():
-            raise ValueError(f"{path} must be a directory holding index.html")
+            raise ValueError(f"{str(path)!r} is not a directory holding index.html")
         return path
 
     @field_validator("market_symbols")
