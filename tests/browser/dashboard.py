@@ -37,8 +37,8 @@ async def sign_in(page: Page, user_id: str, password: str) -> None:
     await form.get_by_role("button", name="Sign in").click()
 
 
-async def expect_live(page: Page) -> None:
-    await expect(page.get_by_role("status").filter(has_text="Live")).to_be_visible()
+async def expect_live(page: Page, timeout: float = 10_000) -> None:
+    await expect(page.get_by_role("status").filter(has_text="Live")).to_be_visible(timeout=timeout)
 
 
 async def place_order(

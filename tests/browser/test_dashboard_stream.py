@@ -98,7 +98,8 @@ async def test_stream_resumes_after_an_outage_and_a_restart(
     await expect(page.get_by_role("status").filter(has_text="Reconnecting")).to_be_visible()
     restarted = await start_gateway(env={"VELOZ_SIM_TICK_MS": "20"}, data_dir=server.data_dir)
     proxy.restore(restarted.port)
-    await expect_live(page)
+    # The page's retries have backed off to at most 5 s while the gateway was starting.
+    await expect_live(page, timeout=15_000)
     async with restarted.client() as client:
         await order(client, "st-d")
         await order(client, "st-e", side="SELL", qty=0.005, order_type="market", price=None)
