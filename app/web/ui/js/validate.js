@@ -1,14 +1,19 @@
 // The order rules of POST /api/order (app/schemas/orders.py), checked before sending so the
 // trader sees a mistake at once. The gateway checks again and its answer is what counts.
 
-const NUMBER = /^\+?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+// A decimal as the API reads it: sign, digits with an optional point, optional exponent.
+// Underscores are dropped first, as the API's parser does.
+const NUMBER = /^([+-]?)(\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const CLIENT_ORDER_ID = /^[!-~]{1,64}$/;
 const SYMBOL = /^[A-Za-z0-9]{1,20}$/;
 
+// Exact, whatever the size: positive means no minus sign and a non-zero digit before the exponent.
 function positive(text, label) {
   if (!text) return `${label} is required`;
-  if (!NUMBER.test(text) || !Number.isFinite(Number(text))) return `${label} must be a number`;
-  if (!(Number(text) > 0)) return `${label} must be greater than 0`;
+  const match = NUMBER.exec(text.replaceAll("_", ""));
+  if (!match) return `${label} must be a number`;
+  const [, sign, mantissa] = match;
+  if (sign === "-" || !/[1-9]/.test(mantissa)) return `${label} must be greater than 0`;
   return null;
 }
 
