@@ -7,8 +7,10 @@ there is no such file (client-side routes). Everything else keeps the JSON 404.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import mimetypes
+import os
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
@@ -39,6 +41,9 @@ CONTENT_TYPES = {
 # No build step means no content-hashed names: browsers revalidate every file (ETag → 304).
 CACHE_CONTROL = b"no-cache"
 NOT_FOUND = dumps_bytes({"error": "not_found"})
+# Files up to this size are kept in memory after the first read (the dashboard's are ~10 KiB).
+CACHED_FILE_MAX = 512 * 1024
+CACHED_FILES_MAX = 256
 
 
 def is_reserved(path: str) -> bool:
@@ -84,12 +89,19 @@ class StaticSite:
             raise Refused(url_path)
         return candidate if candidate.is_file() else None
 
-    def load(self, path: Path) -> StaticFile:
+    def cached(self, path: Path) -> tuple[StaticFile | None, os.stat_result]:
+        """The file's stat, and its cached content while it is unchanged (a µs-cheap check)."""
         stat = path.stat()
         cached = self._cache.get(path)
         if cached is not None and cached[:2] == (stat.st_mtime_ns, stat.st_size):
-            return cached[2]
-        body = path.read_bytes()
+            return cached[2], stat
+        return None, stat
+
+    async def load(self, path: Path) -> StaticFile:
+        found, stat = self.cached(path)
+        if found is not None:
+            return found
+        body = await asyncio.to_thread(path.read_bytes)
         digest = hashlib.blake2b(body, digest_size=12).hexdigest()
         loaded = StaticFile(
             path=path,
@@ -98,7 +110,10 @@ class StaticSite:
             last_modified=formatdate(stat.st_mtime, usegmt=True),
             mtime=int(stat.st_mtime),
         )
-        self._cache[path] = (stat.st_mtime_ns, stat.st_size, loaded)
+        if stat.st_size <= CACHED_FILE_MAX:
+            if len(self._cache) >= CACHED_FILES_MAX:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[path] = (stat.st_mtime_ns, stat.st_size, loaded)
         return loaded
 
     def middleware(self, not_found: ASGIApp) -> ASGIApp:
@@ -121,7 +136,7 @@ class StaticSite:
             if found is None:  # an operator's directory lost its index.html
                 await not_found(scope, receive, send)
                 return
-            await self._send_file(scope, send, self.load(found))
+            await self._send_file(scope, send, await self.load(found))
 
         return serve
 

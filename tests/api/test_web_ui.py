@@ -237,6 +237,14 @@ async def test_static_dir_replaces_the_builtin_ui(
         asset = await gateway.client.get("/assets/app.js")
         assert asset.headers["content-type"] == JS
         assert asset.text == "console.log('operator');\n"
+        # A file replaced on disk (a new build) is served at once, with a new ETag.
+        (tmp_path / "site" / "assets" / "app.js").write_text("console.log('build 2');\n")
+        again = await gateway.client.get(
+            "/assets/app.js", headers={"If-None-Match": asset.headers["etag"]}
+        )
+        assert again.status_code == 200
+        assert again.text == "console.log('build 2');\n"
+        assert again.headers["etag"] != asset.headers["etag"]
         unknown = await gateway.client.get("/api/nope")
         assert unknown.status_code == 404
         assert unknown.json() == NOT_FOUND
