@@ -109,6 +109,27 @@ async def test_viewer_on_a_narrow_screen(start_gateway: StartGateway, page: Page
     )
     await expect(page.get_by_role("region", name="Administration")).to_be_hidden()
 
+    # Keyboard only: type, tab, Enter. The gateway's refusal is what the page shows.
+    await page.get_by_label("Quantity").focus()
+    await page.keyboard.type("0.01")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_label("Limit price")).to_be_focused()
+    await page.keyboard.type("1000")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#ticket-error")).to_have_text(
+        "Order refused: Required permissions: write:orders"
+    )
+
+    # Every control a user can reach has a name.
+    unnamed = await page.evaluate(
+        """() => [...document.querySelectorAll("input, select, button")]
+            .filter((e) => e.offsetParent !== null)
+            .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")
+                           && !e.textContent.trim())
+            .map((e) => e.outerHTML)"""
+    )
+    assert unnamed == []
+
     # Nothing wider than the screen: tables scroll inside their own box.
     widths = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert widths[0] <= widths[1], widths
