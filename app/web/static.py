@@ -76,6 +76,8 @@ class StaticSite:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        index = (self.root / "index.html").resolve()
+        self._index = index if index.is_relative_to(self.root) else None
         self._cache: dict[Path, tuple[int, int, StaticFile]] = {}
 
     def resolve(self, url_path: str) -> Path | None:
@@ -88,6 +90,10 @@ class StaticSite:
         if not candidate.is_relative_to(self.root):  # a symbolic link pointing outside
             raise Refused(url_path)
         return candidate if candidate.is_file() else None
+
+    def _shell(self) -> Path | None:
+        """index.html, for every path that names no file (client-side routes)."""
+        return self._index if self._index is not None and self._index.is_file() else None
 
     def cached(self, path: Path) -> tuple[StaticFile | None, os.stat_result]:
         """The file's stat, and its cached content while it is unchanged (a µs-cheap check)."""
@@ -129,7 +135,7 @@ class StaticSite:
                 await not_found(scope, receive, send)
                 return
             try:
-                found = self.resolve(path) or self.resolve("/index.html")
+                found = self.resolve(path) or self._shell()
             except Refused:
                 await _send(send, 404, [(b"content-type", b"application/json")], NOT_FOUND)
                 return
