@@ -9,7 +9,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
@@ -30,6 +29,8 @@ from app.schemas.orders import CancelRequest, OrderRequest
 from app.schemas.settings import SettingsImport, SettingsUpdate
 from app.schemas.system import ConfigChange
 from app.services.runtime_config import load_overrides
+from app.web import BUILTIN_UI_DIR
+from app.web.static import StaticSite
 
 DESCRIPTION = """
 HTTP gateway in front of the VeloZ trading engine: orders, cancels, order state, balances and
@@ -160,9 +161,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    # The web UI answers whatever no route matched: public files and the SPA fallback (F17).
+    site = StaticSite(settings.static_dir or BUILTIN_UI_DIR)
+    app.router.default = site.middleware(app.router.default)
 
     # Outermost last: the edge sees every response, including 413s and unexpected errors.
     app.add_middleware(BodyLimitMiddleware, max_body_size=settings.max_body_size)

@@ -190,6 +190,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"{entry!r} is not an IP address or CIDR network") from exc
         return value
 
+    @field_validator("static_dir", mode="before")
+    @classmethod
+    def _static_dir(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        path = Path(value).expanduser()
+        if not (path / "index.html").is_file():
+            raise ValueError(f"{str(path)!r} is not a directory holding index.html")
+        return path
+
     @field_validator("market_symbols")
     @classmethod
     def _symbols_upper(cls, value: list[str]) -> list[str]:

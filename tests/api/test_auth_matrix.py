@@ -59,7 +59,7 @@ LEGACY_WRITE = frozenset({WRITE_ORDERS, WRITE_CANCEL})
 PUBLIC = "public"  # no authentication, no rate limit
 PUBLIC_LIMITED = "public_rate_limited"  # no authentication, rate limited per client address
 STREAM_LIMITED = "stream_rate_limited"  # the same; rate-limit headers only on a refusal
-DOCS = "docs"  # the API documentation and the root redirect: no guard at all
+DOCS = "docs"  # the API documentation: no guard at all (the web UI is in tests/api/test_web_ui.py)
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,6 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/auth/logout"): Route(PUBLIC, 400, json={}),
     ("GET", "/docs"): Route(DOCS, 200),
     ("GET", "/docs/oauth2-redirect"): Route(DOCS, 200),
-    ("GET", "/"): Route(DOCS, 307),
 }
 
 

@@ -1,0 +1,39 @@
+// The market panel: the selected symbol's last price, its change, and the chart.
+
+import { drawChart } from "./chart.js";
+import { $, formatPrice } from "./dom.js";
+
+export class MarketView {
+  constructor(store) {
+    this.store = store;
+    this.select = $("#market-symbol");
+    this.select.addEventListener("change", () => this.render());
+  }
+
+  setSymbols(symbols) {
+    const current = this.select.value;
+    this.select.replaceChildren(...symbols.map((s) => new Option(s, s)));
+    if (symbols.includes(current)) this.select.value = current;
+  }
+
+  render() {
+    const symbol = this.select.value;
+    const quote = this.store.quotes.get(symbol);
+    const series = this.store.series.get(symbol) || [];
+    $("#price").textContent = quote ? formatPrice(quote.price) : "–";
+    const change = $("#price-change");
+    if (series.length >= 2) {
+      const first = series[0].price;
+      const diff = quote.price - first;
+      const percent = first ? (diff / first) * 100 : 0;
+      const sign = diff > 0 ? "▲ +" : diff < 0 ? "▼ " : "";
+      change.textContent = `${sign}${formatPrice(diff, quote.price)} (${percent.toFixed(2)}%)`;
+      change.className = `change ${diff > 0 ? "up" : diff < 0 ? "down" : ""}`;
+    } else {
+      change.textContent = "";
+    }
+    const chart = $("#chart");
+    chart.setAttribute("aria-label", quote ? `${symbol} price chart, last ${formatPrice(quote.price)}` : `${symbol} price chart, no price yet`);
+    drawChart(chart, series, formatPrice);
+  }
+}
