@@ -32,6 +32,7 @@ export class Tables {
         type: "button",
         class: "danger",
         "aria-label": `Cancel order ${cid}`,
+        "data-focus-key": `cancel:${cid}`,
         disabled: this.cancelling.has(cid),
         onclick: () => this.cancel(cid, order.symbol),
       }, "Cancel");
