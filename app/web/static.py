@@ -11,9 +11,11 @@ import asyncio
 import hashlib
 import mimetypes
 import os
+import stat
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -72,55 +74,89 @@ class StaticFile:
 
 
 class StaticSite:
-    """Serves one directory; `index.html` in it is the single-page app's shell."""
+    """Serves one directory; `index.html` in it is the single-page app's shell.
+
+    Resolving a path (symbolic links included) costs ~100 µs, so a path found to name a file
+    is remembered; each request then costs one `stat`. A file that changed on disk is checked
+    again before it is read.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        index = (self.root / "index.html").resolve()
-        self._index = index if index.is_relative_to(self.root) else None
+        self._files: dict[str, Path] = {}  # URL path -> the file it names
         self._cache: dict[Path, tuple[int, int, StaticFile]] = {}
 
     def resolve(self, url_path: str) -> Path | None:
         """The file a decoded URL path names, None when there is none; Refused on traversal."""
+        known = self._files.get(url_path)
+        if known is not None:
+            return known
         segments = [segment for segment in url_path.split("/") if segment]
         for segment in segments:
             if segment.startswith(".") or "\\" in segment or "\x00" in segment:
                 raise Refused(url_path)
-        candidate = self.root.joinpath(*segments).resolve()
-        if not candidate.is_relative_to(self.root):  # a symbolic link pointing outside
+        # Without `..` the path stays inside lexically; only a link can lead out, and only a
+        # file that would be served needs that (costlier) check.
+        candidate = self.root.joinpath(*segments)
+        try:
+            if not stat.S_ISREG(candidate.stat().st_mode):
+                return None
+        except OSError:
+            return None
+        real = self._inside(candidate)
+        if real is None:  # a symbolic link pointing outside
             raise Refused(url_path)
-        return candidate if candidate.is_file() else None
+        _remember(self._files, url_path, real)
+        return real
 
-    def _shell(self) -> Path | None:
-        """index.html, for every path that names no file (client-side routes)."""
-        return self._index if self._index is not None and self._index.is_file() else None
+    def _inside(self, path: Path) -> Path | None:
+        real = path.resolve()
+        return real if real.is_relative_to(self.root) else None
 
-    def cached(self, path: Path) -> tuple[StaticFile | None, os.stat_result]:
-        """The file's stat, and its cached content while it is unchanged (a µs-cheap check)."""
-        stat = path.stat()
+    def _cached(self, path: Path) -> tuple[StaticFile | None, os.stat_result | None]:
+        """(content, stat): the content while unchanged on disk; no stat once it is gone or
+        leads outside the directory (checked again whenever the file changed)."""
+        try:
+            info = path.stat()
+        except OSError:
+            return None, None
         cached = self._cache.get(path)
-        if cached is not None and cached[:2] == (stat.st_mtime_ns, stat.st_size):
-            return cached[2], stat
-        return None, stat
+        if cached is not None and cached[:2] == (info.st_mtime_ns, info.st_size):
+            return cached[2], info
+        if self._inside(path) != path:  # changed on disk: it may be a link now
+            return None, None
+        return None, info
 
-    async def load(self, path: Path) -> StaticFile:
-        found, stat = self.cached(path)
-        if found is not None:
-            return found
-        body = await asyncio.to_thread(path.read_bytes)
-        digest = hashlib.blake2b(body, digest_size=12).hexdigest()
+    async def load(self, path: Path) -> StaticFile | None:
+        """The file's content, or None when it is gone or now leads outside the directory."""
+        cached, info = self._cached(path)
+        if cached is not None or info is None:
+            return cached
+        try:
+            body = await asyncio.to_thread(path.read_bytes)
+        except OSError:
+            return None
         loaded = StaticFile(
             path=path,
             body=body,
-            etag=f'"{digest}"',
-            last_modified=formatdate(stat.st_mtime, usegmt=True),
-            mtime=int(stat.st_mtime),
+            etag=f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"',
+            last_modified=formatdate(info.st_mtime, usegmt=True),
+            mtime=int(info.st_mtime),
         )
-        if stat.st_size <= CACHED_FILE_MAX:
-            if len(self._cache) >= CACHED_FILES_MAX:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[path] = (stat.st_mtime_ns, stat.st_size, loaded)
+        if info.st_size <= CACHED_FILE_MAX:
+            _remember(self._cache, path, (info.st_mtime_ns, info.st_size, loaded))
         return loaded
+
+    async def find(self, url_path: str) -> StaticFile | None:
+        """The file for a URL path, or the shell (index.html) when it names none."""
+        found = self.resolve(url_path)
+        if found is not None:
+            loaded = await self.load(found)
+            if loaded is not None:
+                return loaded
+            self._files.pop(url_path, None)
+        shell = self.resolve("/index.html")
+        return await self.load(shell) if shell is not None else None
 
     def middleware(self, not_found: ASGIApp) -> ASGIApp:
         """The router's default: static files and the fallback, else `not_found`."""
@@ -135,14 +171,14 @@ class StaticSite:
                 await not_found(scope, receive, send)
                 return
             try:
-                found = self.resolve(path) or self._shell()
+                file = await self.find(path)
             except Refused:
                 await _send(send, 404, [(b"content-type", b"application/json")], NOT_FOUND)
                 return
-            if found is None:  # an operator's directory lost its index.html
+            if file is None:  # an operator's directory lost its index.html
                 await not_found(scope, receive, send)
                 return
-            await self._send_file(scope, send, await self.load(found))
+            await self._send_file(scope, send, file)
 
         return serve
 
@@ -158,6 +194,13 @@ class StaticSite:
         headers.append((b"content-type", content_type(file.path).encode()))
         body = b"" if scope["method"] == "HEAD" else file.body
         await _send(send, 200, headers, body, length=len(file.body))
+
+
+def _remember(table: dict[Any, Any], key: Any, value: Any) -> None:
+    """Insert into a bounded table, dropping the oldest entry when it is full."""
+    if key not in table and len(table) >= CACHED_FILES_MAX:
+        table.pop(next(iter(table)))
+    table[key] = value
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

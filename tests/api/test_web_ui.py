@@ -280,3 +280,25 @@ async def test_ui_is_public_when_auth_is_on(auth_settings: SettingsFactory) -> N
         unknown = await gateway.client.get("/api/nope")
         assert unknown.status_code == 404
         assert unknown.json() == NOT_FOUND
+
+
+async def test_files_changed_on_disk_are_checked_again(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    root = site(tmp_path)
+    (root / "gone.js").write_text("console.log('soon gone');\n")
+    (root / "swapped.js").write_text("console.log('soon a link');\n")
+    operator_index = b"<!doctype html><title>operator build</title>"
+    async with running_gateway(make_settings(static_dir=root)) as gateway:
+        for name in ("gone.js", "swapped.js"):
+            assert (await gateway.client.get(f"/{name}")).status_code == 200
+        (root / "gone.js").unlink()
+        (root / "swapped.js").unlink()
+        (root / "swapped.js").symlink_to(tmp_path / "secret.txt")
+        for name in ("gone.js", "swapped.js"):
+            response = await gateway.client.get(f"/{name}")
+            assert response.status_code == 200, name
+            assert response.content == operator_index, name
+        refused = await gateway.client.get("/swapped.js")  # now known to lead outside
+        assert refused.status_code == 404
+        assert refused.json() == NOT_FOUND

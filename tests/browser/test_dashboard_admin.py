@@ -14,11 +14,15 @@ from tests.integration.conftest import StartGateway
 VIEWER_PASSWORD = "viewer-password-1"
 
 
-async def create_viewer(client: httpx.AsyncClient) -> None:
+async def admin_headers(client: httpx.AsyncClient) -> dict[str, str]:
     login = await client.post(
         "/api/auth/login", json={"user_id": "admin", "password": ADMIN_PASSWORD}
     )
-    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def create_viewer(client: httpx.AsyncClient) -> None:
+    headers = await admin_headers(client)
     response = await client.post(
         "/api/auth/users",
         json={"user_id": "vera", "password": VIEWER_PASSWORD, "roles": ["viewer"]},
@@ -137,3 +141,16 @@ async def test_viewer_on_a_narrow_screen(start_gateway: StartGateway, page: Page
     assert box is not None
     assert box["x"] >= 0
     assert box["x"] + box["width"] <= widths[1]
+
+    # Disabled by an admin: the next call is refused, renewal too, and the page asks to sign in.
+    async with server.client() as client:
+        response = await client.delete(
+            "/api/auth/users", params={"user_id": "vera"}, headers=await admin_headers(client)
+        )
+        assert response.status_code == 200, response.text
+    await page.get_by_role("button", name="Place order").click()
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await expect(page.locator("#login-note")).to_have_text(
+        "Your session has ended. Please sign in again."
+    )
+    assert await page.evaluate("sessionStorage.length") == 0

@@ -33,7 +33,12 @@ async def admin_headers(client: httpx.AsyncClient) -> dict[str, str]:
 async def test_sign_in_trade_cancel_and_sign_out(start_gateway: StartGateway, page: Page) -> None:
     # Tokens live 4 s and rotate: the page has to renew them, and keep the newest, to go on.
     server = await start_gateway(
-        env={**AUTH_ENV, "VELOZ_TOKEN_EXPIRY": "4", "VELOZ_REFRESH_ROTATION": "true"}
+        env={
+            **AUTH_ENV,
+            "VELOZ_TOKEN_EXPIRY": "4",
+            "VELOZ_REFRESH_ROTATION": "true",
+            "VELOZ_MARKET_SYMBOLS": "BTCUSDT,ETHUSDT",
+        }
     )
     calls = ApiCalls()
     calls.watch(page)
@@ -58,6 +63,23 @@ async def test_sign_in_trade_cancel_and_sign_out(start_gateway: StartGateway, pa
     points = int(await page.locator("#chart").get_attribute("data-points") or "0")
     await expect(page.locator("#chart")).not_to_have_attribute("data-points", str(points))
 
+    # --- every symbol's last price; choosing one charts it ------------------------------------
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        await expect(page.locator(f'.ticker[data-symbol="{symbol}"]')).to_have_text(
+            re.compile(rf"^{symbol} [\d,]+\.\d+$")
+        )
+    await page.get_by_role("button", name=re.compile("^ETHUSDT")).click()
+    await expect(page.get_by_role("button", name=re.compile("^ETHUSDT"))).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    await expect(page.locator("#chart")).to_have_attribute(
+        "aria-label", re.compile(r"^ETHUSDT price chart, last 2,\d{3}\.\d{2}$")
+    )
+    await page.get_by_role("region", name="Market").get_by_label("Symbol").select_option("BTCUSDT")
+    await expect(page.locator("#chart")).to_have_attribute(
+        "aria-label", re.compile(r"^BTCUSDT price chart")
+    )
+
     # --- the ticket checks what the API checks, before sending anything ----------------------
     sent_before = calls.paths().count("api/order")
     await place_order(page, qty="0", price="abc", client_order_id="has space")
@@ -77,9 +99,24 @@ async def test_sign_in_trade_cancel_and_sign_out(start_gateway: StartGateway, pa
     await expect(row.locator(".status")).to_have_text("ACCEPTED")
     await expect(balance_cell(page, "USDT", "locked")).to_have_text("10")
     await expect(balance_cell(page, "USDT", "free")).to_have_text("99,990")
-    await page.get_by_role("button", name="Cancel order ui-rest-1").click()
+    # The Cancel button keeps the keyboard focus while live updates redraw the table.
+    cancel = page.get_by_role("button", name="Cancel order ui-rest-1")
+    await cancel.focus()
+    async with server.client() as client:
+        response = await client.post(
+            "/api/order",
+            json={"qty": 0.01, "price": 1000, "client_order_id": "ui-rest-2"},
+            headers=await admin_headers(client),
+        )
+        assert response.status_code == 200, response.text
+    await expect(open_order_row(page, "ui-rest-2")).to_have_count(1)
+    await expect(cancel).to_be_focused()
+    await page.keyboard.press("Enter")
     await expect(row).to_have_count(0)
     await expect(history_status(page, "ui-rest-1")).to_have_text("CANCELLED")
+    await expect(balance_cell(page, "USDT", "locked")).to_have_text("10")
+    await page.get_by_role("button", name="Cancel order ui-rest-2").click()
+    await expect(open_order_row(page, "ui-rest-2")).to_have_count(0)
     await expect(balance_cell(page, "USDT", "locked")).to_have_text("0")
     await expect(balance_cell(page, "USDT", "free")).to_have_text("100,000")
 

@@ -91,6 +91,7 @@ export class AdminView {
             type: "button",
             class: "danger",
             "aria-label": this.confirming === key.key_id ? `Confirm revoking key ${key.name}` : `Revoke key ${key.name}`,
+            "data-focus-key": `revoke:${key.key_id}`,
             onclick: () => this.revoke(key),
           }, this.confirming === key.key_id ? "Confirm revoke" : "Revoke"));
       return el("tr", { "data-key": key.key_id },
@@ -138,7 +139,6 @@ export class AdminView {
     if (this.confirming !== key.key_id) {
       this.confirming = key.key_id;
       this.renderKeys(this.keys);
-      $(`tr[data-key="${CSS.escape(key.key_id)}"] button`)?.focus();
       return;
     }
     this.confirming = null;

@@ -22,9 +22,13 @@ export function cell(value, className) {
   return el("td", { class: className }, value === null || value === undefined ? "–" : value);
 }
 
-// Replace a table body's rows in one go.
+// Replace a table body's rows in one go. A focused control (marked with data-focus-key) gets
+// the focus back in its new row, so live updates do not pull it from under the keyboard.
 export function fillTable(table, rows) {
-  table.tBodies[0].replaceChildren(...rows);
+  const body = table.tBodies[0];
+  const focused = body.contains(document.activeElement) ? document.activeElement.dataset.focusKey : undefined;
+  body.replaceChildren(...rows);
+  if (focused) body.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`)?.focus();
 }
 
 export function formatNumber(value, digits) {

@@ -14,7 +14,6 @@ export class Session {
     this.onExpired = () => {};
   }
 
-  signedIn() { return Boolean(this.state); }
   user() { return this.state ? this.state.user : null; }
   accessToken() { return this.state ? this.state.access : null; }
   canRefresh() { return Boolean(this.state && this.state.refresh); }
@@ -40,21 +39,24 @@ export class Session {
 
   async doRefresh() {
     if (!this.canRefresh()) return false;
+    const state = this.state;
     try {
       const response = await fetch("/api/auth/refresh", {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ refresh_token: this.state.refresh }),
+        body: JSON.stringify({ refresh_token: state.refresh }),
       });
+      if (this.state !== state) return false; // signed out (or in again) meanwhile
       if (!response.ok) {
         if (response.status === 400 || response.status === 401) this.expired();
         return false;
       }
       const body = await response.json();
+      if (this.state !== state) return false;
       this.store({
-        ...this.state,
+        ...state,
         access: body.access_token,
-        refresh: body.refresh_token || this.state.refresh,
+        refresh: body.refresh_token || state.refresh,
         expiresIn: body.expires_in,
       });
       return true;

@@ -3,6 +3,8 @@
 import { describe } from "./api.js";
 import { $, cell, el, fillTable, formatNumber, formatPrice, formatTimeNs, sideText, statusBadge } from "./dom.js";
 
+const HISTORY_ROWS = 500; // a long-running gateway knows many more; the newest matter
+
 function orderCells(order) {
   return [
     el("td", { class: "order-id" }, order.client_order_id),
@@ -30,6 +32,7 @@ export class Tables {
         type: "button",
         class: "danger",
         "aria-label": `Cancel order ${cid}`,
+        "data-focus-key": `cancel:${cid}`,
         disabled: this.cancelling.has(cid),
         onclick: () => this.cancel(cid, order.symbol),
       }, "Cancel");
@@ -41,7 +44,8 @@ export class Tables {
   }
 
   renderHistory() {
-    const rows = this.store.ordersNewestFirst().map((order) =>
+    const orders = this.store.ordersNewestFirst();
+    const rows = orders.slice(0, HISTORY_ROWS).map((order) =>
       el("tr", { "data-order": order.client_order_id },
         ...orderCells(order),
         cell(order.avg_price === null || order.avg_price === undefined ? null : formatPrice(order.avg_price), "num"),
@@ -49,6 +53,8 @@ export class Tables {
         cell(order.reason)));
     fillTable($("#history-table"), rows);
     $("#history-empty").hidden = rows.length > 0;
+    $("#history-more").textContent =
+      orders.length > HISTORY_ROWS ? `The newest ${HISTORY_ROWS} of ${orders.length} orders.` : "";
   }
 
   renderFills() {
