@@ -23,6 +23,7 @@ from app.engine.sim import SimEngine
 from app.engine.stdio import StdioEngine
 from app.events.bus import Event, EventBus, now_ns
 from app.events.history import OrderHistory
+from app.execution.binance.engine import BinanceEngine
 from app.execution.router import build_engine
 from app.middleware.edge import CorsPolicy
 from app.observability.metrics import GatewayMetrics
@@ -45,9 +46,6 @@ class Runtime:
         cors: CorsPolicy | None = None,
         overrides: dict[str, Any] | None = None,
     ) -> None:
-        problems = settings.unavailable_features()
-        if problems:
-            raise ValueError("; ".join(problems))
         self.settings = settings
         self.started_at = now_ns()
         self.state = GatewayState()
@@ -98,6 +96,8 @@ class Runtime:
         self.bus.restore(snapshot.recent_events, snapshot.last_event_id)
         if isinstance(self.engine, StdioEngine):
             self.engine.open_orders = lambda: [o for o in self.state.orders if o.is_open]
+        if isinstance(self.engine, BinanceEngine):
+            self._wire_venue(self.engine)
         if isinstance(self.engine, SimEngine):
             self.engine.restore(
                 state.account.balances(),
@@ -123,6 +123,12 @@ class Runtime:
             len(state.orders),
             snapshot.last_event_id,
         )
+
+    def _wire_venue(self, engine: BinanceEngine) -> None:
+        """Venue mode: recovered open orders, the folded state and metrics reach the client."""
+        engine.open_orders = lambda: [o for o in self.state.orders if o.is_open]
+        engine.tracker_lookup(self.state.orders.get)
+        self.metrics.watch_venue(engine)
 
     def _fold(self, event: Event) -> None:
         self.state.apply(event.data)
