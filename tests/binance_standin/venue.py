@@ -42,6 +42,7 @@ class RecordedRequest:
     path: str
     query: str  # the raw query string, byte for byte
     headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass

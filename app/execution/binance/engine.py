@@ -30,13 +30,14 @@ from app.engine.base import (
 from app.execution.binance.limits import VenueLimits
 from app.execution.binance.rest import (
     ORDER_DOES_NOT_EXIST,
+    TIMESTAMP_OUTSIDE_WINDOW,
     BinanceRestClient,
     CallObserver,
     RestResult,
 )
 from app.execution.binance.signing import Credentials, ParamValue
 from app.execution.binance.tracking import OrderTracker, TrackedOrder, VenueReport
-from app.execution.binance.user_stream import UserDataStream
+from app.execution.binance.user_stream import SubscriptionRefused, UserDataStream
 from app.state.orders import OrderState
 
 log = logging.getLogger("veloz.binance")
@@ -247,6 +248,8 @@ class BinanceEngine(Engine):
 
     async def _stream_problem(self, message: str, exc: Exception | None) -> None:
         self._error_event(message, None if exc is None else str(exc))
+        if isinstance(exc, SubscriptionRefused) and exc.code == TIMESTAMP_OUTSIDE_WINDOW:
+            await self.rest.sync_clock()  # the next subscription is signed on the venue's time
 
     # --- REST polling -----------------------------------------------------------------------
     async def _poll_loop(self) -> None:
