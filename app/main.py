@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from app import __version__
 from app.api.routes import audit, auth, health, market, metrics, orders, stream, system
+from app.api.routes.exchange_keys import router as exchange_keys_router
 from app.api.routes.settings import router as settings_router
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
@@ -156,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth.users_router,
         audit.router,
         settings_router,
+        exchange_keys_router,
         metrics.router,
     ):
         app.include_router(router)

@@ -27,6 +27,7 @@ from app.execution.binance.engine import BinanceEngine
 from app.execution.router import build_engine
 from app.middleware.edge import CorsPolicy
 from app.observability.metrics import GatewayMetrics
+from app.services.exchange_keys import ExchangeKeyService
 from app.services.orders import OrderService
 from app.services.runtime_config import RuntimeConfig
 from app.services.settings import SettingsService
@@ -77,6 +78,7 @@ class Runtime:
         )
         self._retention_task: asyncio.Task[None] | None = None
         self.gui_settings = SettingsService(self.db)
+        self.exchange_keys = ExchangeKeyService(self.db, settings)
         self.cors = cors or CorsPolicy(settings.cors_origins, settings.cors_credentials)
         self.config = RuntimeConfig(
             overrides or {}, save=ConfigRepository(self.db).save, apply_live=self.apply_live
@@ -116,6 +118,7 @@ class Runtime:
             audit_depth=lambda: self.audit.depth,
         )
         self.writer.start(snapshot.last_event_id)
+        await self.exchange_keys.start()
         await self.engine.start()
         self._retention_task = asyncio.create_task(self._retention_loop(), name="veloz-retention")
         log.info(
@@ -125,7 +128,9 @@ class Runtime:
         )
 
     def _wire_venue(self, engine: BinanceEngine) -> None:
-        """Venue mode: recovered open orders, the folded state and metrics reach the client."""
+        """Venue mode: recovered open orders, the folded state, metrics and stored exchange
+        keys reach the client."""
+        self.exchange_keys.venue = engine
         engine.open_orders = lambda: [o for o in self.state.orders if o.is_open]
         engine.tracker_lookup(self.state.orders.get)
         self.metrics.watch_venue(engine)
@@ -200,6 +205,7 @@ class Runtime:
         if self._retention_task is not None:
             self._retention_task.cancel()
         await self.engine.stop()
+        await self.exchange_keys.stop()
         self.bus.close()
         await self.writer.stop()
         await self.auth.stop()
