@@ -24,7 +24,8 @@ from app.engine.stdio import StdioEngine
 from app.events.bus import Event, EventBus, now_ns
 from app.events.history import OrderHistory
 from app.execution.binance.engine import BinanceEngine
-from app.execution.router import build_engine
+from app.execution.binance.market import MarketSource
+from app.execution.router import build_engine, build_market_source
 from app.middleware.edge import CorsPolicy
 from app.observability.metrics import GatewayMetrics
 from app.services.exchange_keys import ExchangeKeyService
@@ -77,6 +78,9 @@ class Runtime:
             audit_repository, Path(settings.data_dir) / "audit" / "archive", policies
         )
         self._retention_task: asyncio.Task[None] | None = None
+        self.market_source: MarketSource | None = build_market_source(
+            settings, self._venue_price, self.bus.publish_many, now_ns
+        )
         self.gui_settings = SettingsService(self.db)
         self.exchange_keys = ExchangeKeyService(self.db, settings)
         self.cors = cors or CorsPolicy(settings.cors_origins, settings.cors_credentials)
@@ -120,6 +124,8 @@ class Runtime:
         self.writer.start(snapshot.last_event_id)
         await self.exchange_keys.start()
         await self.engine.start()
+        if self.market_source is not None:
+            self.market_source.start()
         self._retention_task = asyncio.create_task(self._retention_loop(), name="veloz-retention")
         log.info(
             "gateway started: %d orders recovered, events continue after id %d",
@@ -134,6 +140,13 @@ class Runtime:
         engine.open_orders = lambda: [o for o in self.state.orders if o.is_open]
         engine.tracker_lookup(self.state.orders.get)
         self.metrics.watch_venue(engine)
+
+    def _venue_price(self, symbol: str, price: Decimal, ts_ns: int) -> None:
+        """A venue price: the simulator matches against it; otherwise it is the market."""
+        if isinstance(self.engine, SimEngine):
+            self.engine.feed_price(symbol, price, ts_ns)
+        else:
+            self.bus.publish({"type": "market", "symbol": symbol, "ts_ns": ts_ns, "price": price})
 
     def _fold(self, event: Event) -> None:
         self.state.apply(event.data)
@@ -204,6 +217,8 @@ class Runtime:
     async def stop(self) -> None:
         if self._retention_task is not None:
             self._retention_task.cancel()
+        if self.market_source is not None:
+            await self.market_source.stop()
         await self.engine.stop()
         await self.exchange_keys.stop()
         self.bus.close()

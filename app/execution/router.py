@@ -9,6 +9,7 @@ from app.engine.base import Engine, EventSink
 from app.engine.sim import SimEngine
 from app.engine.stdio import StdioEngine
 from app.execution.binance.engine import BinanceEngine
+from app.execution.binance.market import MarketSource, MarketStream, PriceSink, TickerPoller
 from app.execution.binance.signing import Credentials
 
 
@@ -21,3 +22,16 @@ def build_engine(settings: Settings, publish: EventSink, clock: Callable[[], int
     if settings.engine_cmd:
         return StdioEngine(settings.engine_cmd, publish, clock)
     return SimEngine(settings, publish, clock)
+
+
+def build_market_source(
+    settings: Settings, on_price: PriceSink, publish: EventSink, clock: Callable[[], int]
+) -> MarketSource | None:
+    """Venue market data from VELOZ_MARKET_SOURCE (contract §7.2); None for the simulator."""
+    symbols = list(settings.market_symbols)
+    if settings.market_source == "binance_rest":
+        return TickerPoller(settings.binance_base_url, settings.binance_weight_budget, symbols,
+                            on_price, publish, clock)  # fmt: skip
+    if settings.market_source == "binance_ws":
+        return MarketStream(settings.binance_market_ws_url, symbols, on_price, publish, clock)
+    return None

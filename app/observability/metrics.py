@@ -40,6 +40,7 @@ KNOWN_ENGINE_ERRORS = frozenset(
     {
         "duplicate_client_order_id", "unknown_order", "order_not_open", "bad_command",
         "cancel_rejected", "engine_exited", "partially_filled_order_not_restored",
+        "market_source_error", "binance_poll_error", "user_stream_error", "user_stream_closed",
     }
 )  # fmt: skip
 
