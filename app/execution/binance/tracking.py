@@ -18,6 +18,17 @@ from app.core.jsonutil import to_decimal
 from app.state.orders import FINAL_STATUSES, OrderState
 
 STATUS_MAP = {"NEW": "ACCEPTED", "CANCELED": "CANCELLED", "PENDING_NEW": "ACCEPTED"}
+# How far along an order is; a report never moves it back (the paths deliver out of order).
+_PROGRESS = {"UNKNOWN": -1, "ACCEPTED": 0, "PARTIALLY_FILLED": 1}
+_FINAL_PROGRESS = 3
+
+
+def _progress(status: str | None) -> int:
+    if status is None:
+        return -2
+    if status in FINAL_STATUSES:
+        return _FINAL_PROGRESS
+    return _PROGRESS.get(status, 2)  # PENDING_CANCEL and the like: past partial fills
 
 
 def map_status(venue_status: Any) -> str:
@@ -158,7 +169,11 @@ class OrderTracker:
         events: list[dict[str, Any]] = []
         status = map_status(report.status) if report.status else order.status
         ts = report.ts_ns or ts_ns
-        if status is not None and status != order.status:
+        stale = report.cum_qty is not None and report.cum_qty < order.executed
+        moves_on = _progress(status) > _progress(order.status) or (
+            _progress(status) == _progress(order.status) != _FINAL_PROGRESS
+        )
+        if status is not None and status != order.status and moves_on and not stale:
             update: dict[str, Any] = {
                 "type": "order_update",
                 "ts_ns": ts,
