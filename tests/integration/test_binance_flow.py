@@ -112,3 +112,42 @@ async def _state_when(client: httpx.AsyncClient, cid: str, status: str) -> Any:
 
 async def _balances_now(client: httpx.AsyncClient, wanted: dict[str, tuple[float, float]]) -> bool:
     return _balances(await get_json(client, "/api/account")) == wanted
+
+
+async def test_stored_key_trades_at_once_survives_restart_and_never_shows(
+    start_gateway: StartGateway, tmp_path: Any
+) -> None:
+    async with serve_standin() as standin:
+        standin.venue.add_account(API_KEY, API_SECRET, USDT="1000")
+        env = venue_env(standin)
+        del env["VELOZ_BINANCE_API_KEY"], env["VELOZ_BINANCE_API_SECRET"]
+        data_dir = tmp_path / "venue-data"
+        server = await start_gateway(env=env, data_dir=data_dir)
+        answers: list[str] = []
+        async with server.client() as client:
+            created = await client.post("/api/exchange-keys", json={
+                "exchange": "binance", "apiKey": API_KEY, "apiSecret": API_SECRET})  # fmt: skip
+            assert created.status_code == 201
+            await eventually(lambda: _connected(client))
+            order = {"side": "BUY", "qty": 0.001, "price": 100, "client_order_id": "kept-1"}
+            placed = await client.post("/api/order", json=order)
+            assert placed.json()["ok"] is True
+            tested = await client.post(
+                "/api/exchange-keys/test", json={"keyId": created.json()["keyId"]}
+            )
+            assert tested.json()["success"] is True
+            for response in (created, placed, tested, await client.get("/api/exchange-keys"),
+                             await client.get("/api/config")):  # fmt: skip
+                answers.append(response.text)
+        server.terminate()
+        assert await server.wait_exit(10) == 0
+
+        again = await start_gateway(env=env, data_dir=data_dir)
+        async with again.client() as client:
+            await eventually(lambda: _connected(client))  # with the stored key, no env needed
+            assert (await get_json(client, "/api/execution/ping"))["ok"] is True
+        logs = server.log_text() + again.log_text()
+        assert "user-data stream subscribed" in logs
+        for text in (logs, *answers):
+            assert API_SECRET not in text
+            assert API_KEY not in text
