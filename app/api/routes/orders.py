@@ -113,8 +113,8 @@ async def cancel_order(request: Request, orders: OrderServiceDep) -> CancelRespo
     except ApiError as exc:
         await audit(request, "order", "cancel_order", {**details, "ok": False, "error": exc.code})
         raise
-    await audit(request, "order", "cancel_order", {**details, "ok": result.ok,
-                "error": result.error})  # fmt: skip
+    outcome = {"ok": True} if result.ok else {"ok": False, "error": result.error}
+    await audit(request, "order", "cancel_order", {**details, **outcome})
     return CancelResponse(
         ok=result.ok,
         client_order_id=result.client_order_id,
