@@ -18,11 +18,12 @@ from tests.binance_standin.fixtures import (
     API_KEY,
     API_SECRET,
     binance_gateway,
+    binance_settings,
     eventually,
     stream_connected,
 )
 from tests.binance_standin.server import StandinBinance, serve_standin
-from tests.conftest import Gateway
+from tests.conftest import Gateway, running_gateway
 
 ORDER = {"side": "BUY", "symbol": "BTCUSDT", "qty": 0.002, "price": 50000}
 
@@ -332,3 +333,22 @@ async def test_without_credentials_orders_answer_binance_not_configured(
             False, False,
         )  # fmt: skip
     assert standin.venue.requests == []
+
+
+async def test_a_fill_while_the_gateway_was_down_is_learned_at_start(
+    make_settings: Callable[..., Settings], standin: StandinBinance
+) -> None:
+    settings = binance_settings(make_settings, standin)
+    async with running_gateway(settings) as gw:
+        await eventually(lambda: stream_connected(gw))
+        assert (await place(gw, "down-1"))["ok"] is True
+    await standin.trade(API_KEY, "down-1", "0.002", "49500")  # nobody is listening
+    async with running_gateway(settings) as gw:
+        filled = await eventually(lambda: _state_if(gw, "down-1", "FILLED"))
+        assert (filled["executed_qty"], filled["avg_price"]) == (0.002, 49500.0)
+        assert len(await order_events(gw, "down-1", "fill")) == 1
+
+
+async def _state_if(gw: Gateway, cid: str, status: str) -> dict[str, Any] | None:
+    found = await state(gw, cid)
+    return found if found["status"] == status else None
