@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.jwt_secret.get_secret_value(),
             settings.api_key_secret.get_secret_value(),
             settings.binance_api_secret.get_secret_value(),
+            settings.master_key.get_secret_value(),
         ],
     )
 

@@ -244,7 +244,7 @@ class BinanceEngine(Engine):
     async def _after_subscribe(self) -> None:
         """Whatever happened while the stream was down, learned over REST."""
         await self._refresh_account()
-        await self._poll_orders(self.tracker.open_orders())
+        await self._poll_open(self.tracker.open_orders())
 
     async def _stream_problem(self, message: str, exc: Exception | None) -> None:
         self._error_event(message, None if exc is None else str(exc))
@@ -264,15 +264,36 @@ class BinanceEngine(Engine):
 
     async def _poll_once(self) -> None:
         self.tracker.forget_final()
-        if self.stream.connected:
-            targets = self.tracker.unknown_orders()
-        else:
-            targets = self.tracker.open_orders()
+        unknown = self.tracker.unknown_orders()
+        if unknown:
+            await self._poll_orders(unknown)
+        if not self.stream.connected:
+            self.poll_count += 1
+            await self._poll_open([o for o in self.tracker.open_orders() if o not in unknown])
             if time.monotonic() - self._account_at >= ACCOUNT_REFRESH:
                 await self._refresh_account()
-        if targets:
-            self.poll_count += 1
-            await self._poll_orders(targets)
+
+    async def _poll_open(self, orders: list[TrackedOrder]) -> None:
+        """One `openOrders` call per symbol; the orders it no longer lists have finished
+        since, and are asked about one by one for their final state and fills."""
+        by_symbol: dict[str, list[TrackedOrder]] = {}
+        for order in orders:
+            by_symbol.setdefault(order.symbol or self.default_symbol, []).append(order)
+        for symbol, group in by_symbol.items():
+            listing = await self.rest.open_orders(symbol)
+            if not listing.ok or not isinstance(listing.data, list):
+                if listing.sent:
+                    self._error_event("binance_poll_error", str(listing.error))
+                continue
+            listed = {str(o.get("clientOrderId")): o for o in listing.data if isinstance(o, dict)}
+            finished = []
+            for order in group:
+                found = listed.get(order.client_order_id)
+                if found is None:
+                    finished.append(order)
+                else:
+                    self._emit(self.tracker.apply(VenueReport.from_rest(found, self._clock()), 0))
+            await self._poll_orders(finished)
 
     async def _poll_orders(self, orders: list[TrackedOrder]) -> None:
         for order in orders:
