@@ -359,3 +359,19 @@ async def _state_if(gw: Gateway, cid: str, status: str) -> dict[str, Any] | None
 async def _at_least(gw: Gateway, cid: str, kind: str, count: int) -> list[dict[str, Any]] | None:
     found = await order_events(gw, cid, kind)
     return found if len(found) >= count else None
+
+
+async def test_a_cancel_made_elsewhere_arrives_on_the_stream(
+    gw: Gateway, standin: StandinBinance
+) -> None:
+    await place(gw, "else-1")
+    _, events = standin.venue.cancel(API_KEY, {"origClientOrderId": "else-1"})
+    for event in events:  # its report names the cancel in `c` and the order in `C`
+        await standin.push(API_KEY, event)
+
+    async def cancelled() -> bool:
+        return (await state(gw, "else-1"))["status"] == "CANCELLED"
+
+    await eventually(cancelled)
+    ids = [o["client_order_id"] for o in (await gw.client.get("/api/orders_state")).json()["items"]]
+    assert ids == ["else-1"]

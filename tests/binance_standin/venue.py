@@ -262,9 +262,11 @@ class Venue:
         last_price: Decimal = Decimal(0),
         trade_id: int = -1,
     ) -> dict[str, Any]:
+        cancelled = execution == "CANCELED"  # then `c` is the cancel's id, `C` the order's
         return {
             "e": "executionReport", "E": self.now_ms(), "s": order.symbol,
-            "c": order.client_order_id, "S": order.side, "o": order.type,
+            "c": f"cancel-{order.order_id}" if cancelled else order.client_order_id,
+            "C": order.client_order_id if cancelled else "", "S": order.side, "o": order.type,
             "f": order.time_in_force, "q": fmt(order.qty), "p": fmt(order.price),
             "x": execution, "X": order.status, "i": order.order_id, "l": fmt(last_qty),
             "z": fmt(order.executed), "L": fmt(last_price), "t": trade_id,

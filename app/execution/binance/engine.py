@@ -138,7 +138,8 @@ class BinanceEngine(Engine):
         if result.unknown:
             result = await self._find_or_resend(command, params)
         if result.ok and isinstance(result.data, dict):
-            self._emit(self.tracker.apply(VenueReport.from_rest(result.data, self._clock()), 0))
+            now = self._clock()
+            self._emit(self.tracker.apply(VenueReport.from_rest(result.data, now), now))
             return OrderAck(
                 cid, True, tracked.status or "ACCEPTED", _text(result.data.get("orderId"))
             )
@@ -292,7 +293,8 @@ class BinanceEngine(Engine):
                 if found is None:
                     finished.append(order)
                 else:
-                    self._emit(self.tracker.apply(VenueReport.from_rest(found, self._clock()), 0))
+                    now = self._clock()
+                    self._emit(self.tracker.apply(VenueReport.from_rest(found, now), now))
             await self._poll_orders(finished)
 
     async def _poll_orders(self, orders: list[TrackedOrder]) -> None:

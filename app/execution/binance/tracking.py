@@ -77,10 +77,11 @@ class VenueReport:
 
     @classmethod
     def from_execution_report(cls, event: dict[str, Any], ts_ns: int) -> VenueReport:
-        """A stream `executionReport` (c, s, S, i, X, q, p, z, Z, l, L, E)."""
+        """A stream `executionReport` (c, C, s, S, i, X, q, p, z, Z, l, L, E)."""
         event_ms = event.get("E")
         return cls(
-            client_order_id=str(event.get("c") or ""),
+            # A cancel's report names the cancel request in `c` and the order in `C`.
+            client_order_id=str(event.get("C") or event.get("c") or ""),
             symbol=event.get("s"),
             status=event.get("X"),
             cum_qty=to_decimal(event.get("z")),
