@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ log = logging.getLogger("veloz.runtime")
 
 # Events kept in the database beyond the replay ring, so a restart can refill it.
 MIN_KEPT_EVENTS = 1000
+# While venue prices are this fresh (seconds), an external engine's own prices are dropped.
+VENUE_PRICE_FRESH = 5.0
 
 
 class Runtime:
@@ -102,6 +105,7 @@ class Runtime:
         self.bus.restore(snapshot.recent_events, snapshot.last_event_id)
         if isinstance(self.engine, StdioEngine):
             self.engine.open_orders = lambda: [o for o in self.state.orders if o.is_open]
+            self.engine.venue_prices_fresh = self._venue_prices_fresh
         if isinstance(self.engine, BinanceEngine):
             self._wire_venue(self.engine)
         if isinstance(self.engine, SimEngine):
@@ -140,6 +144,12 @@ class Runtime:
         engine.open_orders = lambda: [o for o in self.state.orders if o.is_open]
         engine.tracker_lookup(self.state.orders.get)
         self.metrics.watch_venue(engine)
+
+    def _venue_prices_fresh(self) -> bool:
+        """A venue price arrived less than 5 s ago (contract §6.6)."""
+        source = self.market_source
+        last = source.last_price_at if source is not None else None
+        return last is not None and time.monotonic() - last < VENUE_PRICE_FRESH
 
     def _venue_price(self, symbol: str, price: Decimal, ts_ns: int) -> None:
         """A venue price: the simulator matches against it; otherwise it is the market."""

@@ -3,8 +3,10 @@ WebSocket (`binance_ws`), both against the stand-in; the simulator matches again
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,8 @@ from app.core.config import Settings
 from tests.binance_standin.fixtures import eventually
 from tests.binance_standin.server import StandinBinance, serve_standin
 from tests.conftest import Gateway, running_gateway
+
+FAKE_ENGINE = Path(__file__).resolve().parents[1] / "fixtures" / "fake_engine.py"
 
 
 @pytest.fixture
@@ -104,3 +108,21 @@ def _trade(price: str, trade_id: int) -> dict[str, Any]:
 
 async def _price_is(gw: Gateway, price: float) -> bool:
     return (await market(gw))["price"] == price
+
+
+async def test_an_external_engines_prices_give_way_to_fresh_venue_prices(
+    make_settings: Callable[..., Settings], standin: StandinBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_TICK_MS", "20")
+    settings = make_settings(market_source="binance_rest", binance_base_url=standin.base_url,
+                             engine_cmd=f"{sys.executable} {FAKE_ENGINE}")  # fmt: skip
+    async with running_gateway(settings) as gw:
+        await eventually(lambda: _price_is(gw, 50000.0))
+        seen: set[float] = set()
+
+        async def polled_three_more_times() -> bool:
+            seen.add((await market(gw))["price"])
+            return len(standin.venue.calls("/api/v3/ticker/price")) >= 4
+
+        await eventually(polled_three_more_times)  # the engine ticked every 20 ms meanwhile
+        assert seen == {50000.0}
