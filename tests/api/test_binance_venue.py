@@ -375,3 +375,18 @@ async def test_a_cancel_made_elsewhere_arrives_on_the_stream(
     await eventually(cancelled)
     ids = [o["client_order_id"] for o in (await gw.client.get("/api/orders_state")).json()["items"]]
     assert ids == ["else-1"]
+
+
+async def test_over_the_weight_budget_polling_pauses_but_orders_go(
+    gw: Gateway, standin: StandinBinance
+) -> None:
+    engine: Any = gw.runtime.engine
+    standin.refuse_ws = True
+    await standin.drop_streams()
+    await eventually(lambda: not _stream_up(gw))
+    standin.venue.used_weight = 4900  # the budget is 4800 of the venue's 6000
+    assert (await place(gw, "budget-1"))["ok"] is True  # an order still goes
+    polls_before, calls_before = engine.poll_count, len(standin.venue.requests)
+    await eventually(lambda: engine.poll_count >= polls_before + 3)
+    assert len(standin.venue.requests) == calls_before, "no polling call was sent"
+    assert (await ping_details(gw))["limits"]["used_weight_1m"] >= 4800
