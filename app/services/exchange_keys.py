@@ -38,6 +38,8 @@ VALID_EXCHANGES = ["binance", "binance_futures", "okx", "bybit", "coinbase"]
 STORED_PERMISSIONS = ["read", "trade"]
 MASTER_KEY_FILE = "master.key"
 REQUIRED = "exchange, apiKey, and apiSecret are required"
+MAX_NAME = 255
+MAX_SECRET = 1024
 
 
 def _text(value: Any) -> str:
@@ -131,13 +133,19 @@ class ExchangeKeyService:
         passphrase = _text(body.get("passphrase")) or None
         if exchange == "okx" and not passphrase:
             raise ApiError(400, "bad_params", "passphrase is required for OKX")
+        name = _text(body.get("name")) or "Default"
+        if len(name) > MAX_NAME or max(len(api_key), len(api_secret), len(passphrase or "")) > (
+            MAX_SECRET
+        ):
+            raise ApiError(400, "bad_params", f"name is limited to {MAX_NAME} characters, "
+                           f"apiKey, apiSecret and passphrase to {MAX_SECRET}")  # fmt: skip
         REDACTOR.add_secrets([api_key, api_secret, passphrase or ""])
         key_id = str(uuid.uuid4())
         box = self.box
         row = ExchangeKeyRow(
             id=key_id,
             exchange=exchange,
-            name=_text(body.get("name")) or "Default",
+            name=name,
             api_key_sealed=box.seal(api_key, f"{key_id}:api_key"),
             api_secret_sealed=box.seal(api_secret, f"{key_id}:api_secret"),
             passphrase_sealed=box.seal(passphrase, f"{key_id}:passphrase") if passphrase else None,

@@ -83,6 +83,8 @@ async def key_test(gw: Gateway, **body: Any) -> dict[str, Any]:
          "Invalid exchange. Valid options: ['binance', 'binance_futures', 'okx', 'bybit', "
          "'coinbase']"),
         ({"exchange": "OKX", "apiKey": "k", "apiSecret": "s"}, "passphrase is required for OKX"),
+        ({"exchange": "binance", "apiKey": "k", "apiSecret": "s", "name": "n" * 256},
+         "name is limited to 255 characters, apiKey, apiSecret and passphrase to 1024"),
     ],
 )  # fmt: skip
 async def test_create_refuses_incomplete_bodies(
