@@ -134,9 +134,8 @@ class ExchangeKeyService:
         if exchange == "okx" and not passphrase:
             raise ApiError(400, "bad_params", "passphrase is required for OKX")
         name = _text(body.get("name")) or "Default"
-        if len(name) > MAX_NAME or max(len(api_key), len(api_secret), len(passphrase or "")) > (
-            MAX_SECRET
-        ):
+        longest = max(len(api_key), len(api_secret), len(passphrase or ""))
+        if len(name) > MAX_NAME or longest > MAX_SECRET:
             raise ApiError(400, "bad_params", f"name is limited to {MAX_NAME} characters, "
                            f"apiKey, apiSecret and passphrase to {MAX_SECRET}")  # fmt: skip
         REDACTOR.add_secrets([api_key, api_secret, passphrase or ""])
