@@ -212,7 +212,7 @@ class ExchangeKeyService:
                 raise ApiError(
                     400, "bad_params", "Either keyId or (exchange, apiKey, apiSecret) required"
                 )
-            REDACTOR.add_secrets([api_key, api_secret])
+            # Not added to the log redactor: nothing logs them, and callers could grow it.
             credentials, testnet = Credentials(api_key, api_secret), _flag(body.get("testnet"))
         if exchange != "binance":
             reason = (
