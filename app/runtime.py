@@ -141,7 +141,9 @@ class Runtime:
         """Venue mode: recovered open orders, the folded state, metrics and stored exchange
         keys reach the client."""
         self.exchange_keys.venue = engine
-        engine.open_orders = lambda: [o for o in self.state.orders if o.is_open]
+        engine.open_orders = lambda: [
+            o for o in self.state.orders if o.is_open or o.status == "UNKNOWN"
+        ]
         engine.tracker_lookup(self.state.orders.get)
         self.metrics.watch_venue(engine)
 

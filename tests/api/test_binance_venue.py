@@ -390,3 +390,20 @@ async def test_over_the_weight_budget_polling_pauses_but_orders_go(
     await eventually(lambda: engine.poll_count >= polls_before + 3)
     assert len(standin.venue.requests) == calls_before, "no polling call was sent"
     assert (await ping_details(gw))["limits"]["used_weight_1m"] >= 4800
+
+
+async def test_an_unknown_outcome_is_still_reconciled_after_a_restart(
+    make_settings: Callable[..., Settings], standin: StandinBinance
+) -> None:
+    settings = binance_settings(make_settings, standin)
+    venue = standin.venue
+    async with running_gateway(settings) as gw:
+        await eventually(lambda: stream_connected(gw))
+        venue.fail_next("/api/v3/order", 503, method="POST", after_processing=True)
+        venue.fail_next("/api/v3/order", 502, method="GET", times=1_000_000)
+        assert (await place(gw, "later-1"))["status"] == "UNKNOWN"
+    venue.faults.clear()
+    async with running_gateway(settings) as gw:
+        reconciled = await eventually(lambda: _state_if(gw, "later-1", "ACCEPTED"))
+        assert reconciled["venue_order_id"] == "1000"
+    assert len(venue.calls("/api/v3/order", "POST")) == 1

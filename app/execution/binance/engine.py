@@ -86,7 +86,7 @@ class BinanceEngine(Engine):
         self._last_error: dict[str, float] = {}
         self._account_at = 0.0
         self.poll_count = 0
-        # Set by the runtime: folded order state, for orders acknowledged before a restart.
+        # Set by the runtime: open (or unknown) orders from before a restart.
         self.open_orders: Callable[[], list[OrderState]] = list
 
     @property
@@ -100,7 +100,9 @@ class BinanceEngine(Engine):
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         for order in self.open_orders():
-            self.tracker.track(order.client_order_id, order.symbol or "", order.side)
+            tracked = self.tracker.track(order.client_order_id, order.symbol or "", order.side)
+            if tracked.status == "UNKNOWN":  # still to be reconciled, as before the restart
+                tracked.unknown_since = time.monotonic()
         self._running = True
         self._poller = asyncio.create_task(self._poll_loop(), name="veloz-binance-poller")
         if self.configured:
