@@ -113,13 +113,16 @@ class UserDataStream:
                     await self._on_subscribed()
                     async for message in socket:
                         self._dispatch(message)
+                self._set_connected(False)
                 await self._on_problem("user_stream_closed", None)
             except asyncio.CancelledError:
                 raise
             except (OSError, WebSocketException, TimeoutError, SubscriptionRefused) as exc:
+                self._set_connected(False)
                 log.warning("user-data stream down: %s", exc)
                 await self._on_problem("user_stream_error", exc)
             except Exception as exc:  # a bad message must not end the stream for good
+                self._set_connected(False)
                 log.exception("user-data stream failed")
                 await self._on_problem("user_stream_error", exc)
             finally:
