@@ -407,3 +407,14 @@ async def test_an_unknown_outcome_is_still_reconciled_after_a_restart(
         reconciled = await eventually(lambda: _state_if(gw, "later-1", "ACCEPTED"))
         assert reconciled["venue_order_id"] == "1000"
     assert len(venue.calls("/api/v3/order", "POST")) == 1
+
+
+async def test_a_skewed_clock_refusing_the_subscription_is_measured_and_overcome(
+    make_settings: Callable[..., Settings], standin: StandinBinance
+) -> None:
+    standin.venue.clock_offset_ms = -30_000  # the venue is behind: our timestamps look early
+    async with binance_gateway(make_settings, standin) as gw:
+        await eventually(lambda: stream_connected(gw))
+        assert standin.subscribe_count == 1
+        assert len(standin.venue.calls("/api/v3/time")) >= 1
+        assert -35_000 < (await ping_details(gw))["clock_offset_ms"] < -25_000
