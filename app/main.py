@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from app import __version__
 from app.api.routes import audit, auth, health, market, metrics, orders, stream, system
+from app.api.routes.exchange_keys import router as exchange_keys_router
 from app.api.routes.settings import router as settings_router
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.jwt_secret.get_secret_value(),
             settings.api_key_secret.get_secret_value(),
             settings.binance_api_secret.get_secret_value(),
+            settings.master_key.get_secret_value(),
         ],
     )
 
@@ -157,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth.users_router,
         audit.router,
         settings_router,
+        exchange_keys_router,
         metrics.router,
     ):
         app.include_router(router)
