@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
 from playwright.async_api import Locator, Page, Request, expect
 
 ADMIN_PASSWORD = "admin-password-1"
+VIEWER_PASSWORD = "viewer-password-1"
 JWT_SECRET = "browser-tests-jwt-secret-0123456789abcdef"
 AUTH_ENV = {
     "VELOZ_AUTH_ENABLED": "true",
@@ -18,7 +20,9 @@ AUTH_ENV = {
     "VELOZ_RATE_LIMIT_CAPACITY": "10000",
 }
 # Calls that are public by contract and so carry no token.
-PUBLIC_API = ("/api/auth/login", "/api/auth/refresh", "/api/auth/logout", "/api/stream")
+PUBLIC_API = (
+    "/api/auth/status", "/api/auth/login", "/api/auth/refresh", "/api/auth/logout", "/api/stream",
+)  # fmt: skip
 
 
 async def eventually(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
@@ -28,6 +32,24 @@ async def eventually(condition: Callable[[], bool], what: str, timeout: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"still not true after {timeout}s: {what}")
         await asyncio.sleep(0.05)
+
+
+async def admin_headers(client: httpx.AsyncClient) -> dict[str, str]:
+    login = await client.post(
+        "/api/auth/login", json={"user_id": "admin", "password": ADMIN_PASSWORD}
+    )
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def create_viewer(client: httpx.AsyncClient) -> None:
+    """The user `vera` with the viewer role, password VIEWER_PASSWORD."""
+    headers = await admin_headers(client)
+    response = await client.post(
+        "/api/auth/users",
+        json={"user_id": "vera", "password": VIEWER_PASSWORD, "roles": ["viewer"]},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
 
 
 async def sign_in(page: Page, user_id: str, password: str) -> None:
@@ -77,13 +99,27 @@ class ApiCalls:
     """Every request the page makes to /api/*, to check what it sent."""
 
     requests: list[Request] = field(default_factory=list)
+    done: list[Request] = field(default_factory=list)
 
     def watch(self, page: Page) -> None:
         page.on("request", self._seen)
+        page.on("requestfinished", self._answered)
+        page.on("requestfailed", self._answered)
 
     def _seen(self, request: Request) -> None:
         if "/api/" in request.url:
             self.requests.append(request)
+
+    def _answered(self, request: Request) -> None:
+        self.done.append(request)
+
+    def unanswered(self) -> list[str]:
+        """Calls still waiting for their answer, the endless stream aside."""
+        return [
+            request.url
+            for request in self.requests
+            if request not in self.done and "/api/stream" not in request.url
+        ]
 
     def paths(self) -> list[str]:
         return [request.url.split("://", 1)[1].split("/", 1)[1] for request in self.requests]

@@ -5,30 +5,18 @@ from __future__ import annotations
 
 import re
 
-import httpx
 from playwright.async_api import Page, expect
 
-from tests.browser.dashboard import ADMIN_PASSWORD, AUTH_ENV, expect_live, sign_in
+from tests.browser.dashboard import (
+    ADMIN_PASSWORD,
+    AUTH_ENV,
+    VIEWER_PASSWORD,
+    admin_headers,
+    create_viewer,
+    expect_live,
+    sign_in,
+)
 from tests.integration.conftest import StartGateway
-
-VIEWER_PASSWORD = "viewer-password-1"
-
-
-async def admin_headers(client: httpx.AsyncClient) -> dict[str, str]:
-    login = await client.post(
-        "/api/auth/login", json={"user_id": "admin", "password": ADMIN_PASSWORD}
-    )
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
-
-
-async def create_viewer(client: httpx.AsyncClient) -> None:
-    headers = await admin_headers(client)
-    response = await client.post(
-        "/api/auth/users",
-        json={"user_id": "vera", "password": VIEWER_PASSWORD, "roles": ["viewer"]},
-        headers=headers,
-    )
-    assert response.status_code == 201, response.text
 
 
 async def test_api_keys_and_audit_log(start_gateway: StartGateway, page: Page) -> None:

@@ -35,15 +35,17 @@ export class AdminView {
     });
   }
 
-  // Shown only to callers the gateway lets list API keys.
-  async show() {
-    try {
-      const answer = await this.api.get("/api/auth/keys");
-      $("#admin").hidden = false;
-      this.renderKeys(answer.keys);
-    } catch {
-      $("#admin").hidden = true;
-    }
+  // Each tab only for callers holding its permission (from GET /api/auth/me), so the page
+  // never asks for what would be refused.
+  async show(can) {
+    const keys = can("admin:keys");
+    const audit = can("admin:config");
+    $("#tab-keys").hidden = !keys;
+    $("#tab-audit").hidden = !audit;
+    $("#admin").hidden = !keys && !audit;
+    if (!keys && !audit) return;
+    this.select(keys ? $("#tab-keys") : $("#tab-audit"));
+    if (keys) await this.refreshKeys();
   }
 
   hide() {
@@ -52,26 +54,28 @@ export class AdminView {
   }
 
   setUpTabs() {
-    const tabs = [$("#tab-keys"), $("#tab-audit")];
-    const select = (tab) => {
-      for (const other of tabs) {
-        const selected = other === tab;
-        other.setAttribute("aria-selected", String(selected));
-        other.tabIndex = selected ? 0 : -1;
-        $(`#${other.getAttribute("aria-controls")}`).hidden = !selected;
-      }
-      if (tab.id === "tab-audit") this.loadAudit();
-    };
-    tabs.forEach((tab, index) => {
-      tab.addEventListener("click", () => select(tab));
+    const tabs = () => [$("#tab-keys"), $("#tab-audit")].filter((tab) => !tab.hidden);
+    for (const tab of [$("#tab-keys"), $("#tab-audit")]) {
+      tab.addEventListener("click", () => this.select(tab));
       tab.addEventListener("keydown", (event) => {
         const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
         if (!step) return;
-        const next = tabs[(index + step + tabs.length) % tabs.length];
+        const shown = tabs();
+        const next = shown[(shown.indexOf(tab) + step + shown.length) % shown.length];
         next.focus();
-        select(next);
+        this.select(next);
       });
-    });
+    }
+  }
+
+  select(tab) {
+    for (const other of [$("#tab-keys"), $("#tab-audit")]) {
+      const selected = other === tab;
+      other.setAttribute("aria-selected", String(selected));
+      other.tabIndex = selected ? 0 : -1;
+      $(`#${other.getAttribute("aria-controls")}`).hidden = !selected;
+    }
+    if (tab.id === "tab-audit") this.loadAudit();
   }
 
   async refreshKeys() {

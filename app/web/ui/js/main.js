@@ -16,6 +16,7 @@ const LOGIN_MESSAGES = {
   rate_limit_exceeded: "Too many attempts; wait a few minutes and try again.",
 };
 const RETRY_BOOT_MS = 2000;
+const READ_CONFIG = "read:config";
 
 const session = new Session();
 const api = new Api(session);
@@ -30,6 +31,7 @@ const stream = new LiveStream({
   onOpen: () => resync(),
 });
 let started = false;
+let caller = null; // GET /api/auth/me: who is signed in and what it may do
 
 // --- rendering, at most once per frame -----------------------------------------------------
 
@@ -60,21 +62,39 @@ function showConnection(state) {
 
 // --- start-up and sign-in -----------------------------------------------------------------
 
+// Public status first: with auth on and no session, the sign-in form, without asking anything
+// protected. Then the caller's permissions decide what the page asks for, so it is never
+// refused (a refusal would be an audit entry for a page load).
 async function boot() {
   session.resume();
-  let config;
+  let status, config;
   try {
+    status = await api.get("/api/auth/status");
+    if (status.auth_enabled && !session.accessToken()) {
+      showLogin();
+      return;
+    }
+    caller = await api.get("/api/auth/me");
+    if (!can(READ_CONFIG)) {
+      await session.logout();
+      showLogin(`${caller.user_id} may not read the gateway's configuration (${READ_CONFIG}), which the dashboard needs.`);
+      return;
+    }
     config = await api.get("/api/config");
   } catch (error) {
     if (error.status === 401) {
-      showLogin();
+      if ($("#login-view").hidden) showLogin();
       return;
     }
     showConnection("offline");
     setTimeout(boot, RETRY_BOOT_MS);
     return;
   }
-  startDashboard(config);
+  startDashboard(config, status);
+}
+
+function can(permission) {
+  return Boolean(caller && caller.permissions.includes(permission));
 }
 
 function showLogin(note = "") {
@@ -118,7 +138,7 @@ $("#logout").addEventListener("click", async () => {
   window.location.reload();
 });
 
-function startDashboard(config) {
+function startDashboard(config, status) {
   const symbols = (config.effective && config.effective.market_symbols) || [config.market_symbol];
   store.setSymbols(symbols);
   market.setSymbols(symbols);
@@ -126,15 +146,15 @@ function startDashboard(config) {
   $("#login-view").hidden = true;
   $("#main").hidden = false;
   $("#session").hidden = false;
-  $("#session-user").textContent = config.auth_enabled
-    ? `Signed in as ${session.user()}`
+  $("#session-user").textContent = status.auth_enabled
+    ? `Signed in as ${caller.user_id}`
     : "Authentication is off";
-  $("#logout").hidden = !config.auth_enabled;
+  $("#logout").hidden = !status.auth_enabled;
   if (!started) {
     started = true;
     stream.start();
   }
-  admin.show();
+  admin.show(can);
 }
 
 // --- snapshots: at start and after every reconnect, so nothing missed while away is lost --
@@ -144,17 +164,30 @@ async function resync() {
     const target = $(`${selector} .panel-error`);
     if (target) target.textContent = error ? describe(error) : "";
   };
-  await Promise.all([
-    api.get("/api/orders_state").then(
-      (answer) => { store.loadOrderStates(answer.items); panelError(".open-orders"); },
-      (error) => panelError(".open-orders", error)),
-    api.get("/api/orders").then((answer) => store.loadOrderEvents(answer.items), () => {}),
-    api.get("/api/account").then(
+  // What the caller may not read says so, in the gateway's own words, without asking it.
+  const readable = (permission, selector) => {
+    if (can(permission)) return true;
+    if (selector) $(`${selector} .panel-error`).textContent = `Required permissions: ${permission}`;
+    return false;
+  };
+  const snapshots = [];
+  if (readable("read:orders", ".open-orders")) {
+    snapshots.push(
+      api.get("/api/orders_state").then(
+        (answer) => { store.loadOrderStates(answer.items); panelError(".open-orders"); },
+        (error) => panelError(".open-orders", error)),
+      api.get("/api/orders").then((answer) => store.loadOrderEvents(answer.items), () => {}));
+  }
+  if (readable("read:account", ".balances")) {
+    snapshots.push(api.get("/api/account").then(
       (answer) => { store.account(answer); panelError(".balances"); },
-      (error) => panelError(".balances", error)),
-    ...store.symbols.map((symbol) =>
-      api.get("/api/market", { symbol }).then((quote) => store.quote(quote), () => {})),
-  ]);
+      (error) => panelError(".balances", error)));
+  }
+  if (readable("read:market")) {
+    snapshots.push(...store.symbols.map((symbol) =>
+      api.get("/api/market", { symbol }).then((quote) => store.quote(quote), () => {})));
+  }
+  await Promise.all(snapshots);
 }
 
 window.addEventListener("resize", () => market.render());
