@@ -74,8 +74,22 @@ async def test_page_loads_leave_no_refusals_in_the_audit_log(
     await expect(page.locator(".balances .panel-error")).to_have_text(
         "Required permissions: read:account"
     )
+
+    # After a sleep past the token's lifetime, the page renews it before sending it.
+    await page.evaluate(
+        """() => {
+            const state = JSON.parse(sessionStorage.getItem("veloz.session"));
+            sessionStorage.setItem("veloz.session", JSON.stringify({ ...state, obtainedAt: 0 }));
+        }"""
+    )
+    before = len(calls.paths())
+    await page.reload()
+    await expect_live(page)
+    reloaded = [path.split("?")[0] for path in calls.paths()[before:]]
+    assert reloaded[:3] == ["api/auth/status", "api/auth/refresh", "api/auth/me"], reloaded
+
     await eventually(lambda: not calls.unanswered(), "the page's calls are answered")
-    assert called(calls) - {"api/auth/login"} <= VIEWER_CALLS, calls.paths()
+    assert called(calls) - {"api/auth/login", "api/auth/refresh"} <= VIEWER_CALLS, calls.paths()
     assert await calls.without_token() == []
 
     async with server.client() as client:

@@ -70,8 +70,9 @@ async function boot() {
   let status, config;
   try {
     status = await api.get("/api/auth/status");
+    if (status.auth_enabled && session.accessExpired()) await session.refresh();
     if (status.auth_enabled && !session.accessToken()) {
-      showLogin();
+      if ($("#login-view").hidden) showLogin(); // else it already says why
       return;
     }
     caller = await api.get("/api/auth/me");

@@ -17,6 +17,11 @@ export class Session {
   user() { return this.state ? this.state.user : null; }
   accessToken() { return this.state ? this.state.access : null; }
   canRefresh() { return Boolean(this.state && this.state.refresh); }
+  // The access token has outlived `expires_in` (the page slept): sending it would be refused.
+  accessExpired() {
+    if (!this.state) return false;
+    return Date.now() >= (this.state.obtainedAt || 0) + (this.state.expiresIn || 0) * 1000;
+  }
 
   async login(userId, password) {
     const response = await fetch("/api/auth/login", {
