@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field
+
+# The handlers strip names before checking them, so a name must hold a non-blank character.
+NOT_BLANK = r"\S"
+ROLES = ("viewer", "trader", "admin")
+Role = Literal["viewer", "trader", "admin"]
 
 
 class LoginRequest(BaseModel):
@@ -10,14 +17,14 @@ class LoginRequest(BaseModel):
         json_schema_extra={"examples": [{"user_id": "admin", "password": "change-me-please"}]}
     )
 
-    user_id: str
-    password: str
+    user_id: str = Field(min_length=1, pattern=NOT_BLANK)
+    password: str = Field(min_length=1)
 
 
 class RefreshRequest(BaseModel):
     """Also the logout body."""
 
-    refresh_token: str
+    refresh_token: str = Field(min_length=1, pattern=NOT_BLANK)
 
 
 class TokenPair(BaseModel):
@@ -79,11 +86,13 @@ class ApiKeyCreate(BaseModel):
         json_schema_extra={"examples": [{"name": "trading-bot", "permissions": ["trader"]}]}
     )
 
-    name: str
-    permissions: list[str] | None = Field(
+    name: str = Field(min_length=1, pattern=NOT_BLANK)
+    permissions: list[Annotated[str, Field(min_length=1)]] | None = Field(
         None, description="Roles, legacy or granular names; empty means read and write."
     )
-    expires_at: int | None = Field(None, description="Unix seconds after which the key fails.")
+    expires_at: int | None = Field(
+        None, description="Unix seconds after which the key fails; must lie in the future."
+    )
 
 
 class ApiKeyCreated(BaseModel):
@@ -129,19 +138,35 @@ class DefaultUserRoles(BaseModel):
     is_default: bool = True
 
 
-class RoleChange(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"user_id": "alice", "role": "trader"},
-                {"user_id": "alice", "roles": ["viewer", "trader"]},
-            ]
-        }
-    )
+def _role_change_schema(schema: dict[str, Any]) -> None:
+    """`roles` (a list) wins; otherwise `role` must name a role. Exactly what the handler takes."""
+    roles = {"type": "array", "items": {"enum": list(ROLES)}}
+    schema["properties"]["role"] = {"description": "Add this role to the user's list."}
+    schema["properties"]["roles"] = {
+        "anyOf": [roles, {"type": "null"}],
+        "description": "Replace the user's list (wins over `role` unless null).",
+    }
+    schema["anyOf"] = [
+        {"required": ["roles"], "properties": {"roles": roles}},
+        {
+            "required": ["role"],
+            "properties": {"role": {"enum": list(ROLES)}, "roles": {"type": "null"}},
+        },
+    ]
+    schema["examples"] = [
+        {"user_id": "alice", "role": "trader"},
+        {"user_id": "alice", "roles": ["viewer", "trader"]},
+    ]
 
-    user_id: str
-    role: str | None = None
-    roles: list[str] | None = None
+
+class RoleChange(BaseModel):
+    """`role` adds one role; `roles` replaces the list. One of them is required."""
+
+    model_config = ConfigDict(json_schema_extra=_role_change_schema)
+
+    user_id: str = Field(min_length=1, pattern=NOT_BLANK)
+    role: Any = None
+    roles: list[Role] | None = Field(None, description="Replace the user's list (wins over role).")
 
 
 class RoleChangeResponse(BaseModel):
@@ -161,7 +186,7 @@ class UserCreate(BaseModel):
 
     user_id: str = Field(pattern=r"^[A-Za-z0-9._@-]{1,64}$")
     password: str = Field(min_length=8)
-    roles: list[str] | None = Field(None, description="Defaults to viewer.")
+    roles: list[Role] | None = Field(None, description="Defaults to viewer.")
 
 
 class UserInfo(BaseModel):

@@ -83,6 +83,44 @@ def with_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
     return Settings.model_validate(values)
 
 
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "boolean": (bool,),
+    "integer": (int,),
+    "number": (int, float),
+    "string": (str,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def _has_type(value: Any, kind: str | None) -> bool:
+    if kind is None:
+        return True
+    if isinstance(value, bool) and kind != "boolean":
+        return False
+    if kind == "integer" and isinstance(value, float):
+        return value.is_integer()  # JSON counts 5.0 as an integer
+    return isinstance(value, _JSON_TYPES[kind])
+
+
+def json_type_errors(changes: dict[str, Any]) -> list[dict[str, Any]]:
+    """Changes whose JSON type is not the documented one (ConfigChange): the settings model
+    alone would coerce `0` into false or `"5"` into 5."""
+    from app.schemas.system import ConfigChange
+
+    properties = ConfigChange.model_json_schema()["properties"]
+    errors = []
+    for name, value in changes.items():
+        prop = properties[name]
+        kinds = [option.get("type") for option in prop.get("anyOf", [prop])]
+        if not any(_has_type(value, kind) for kind in kinds):
+            expected = " or ".join(map(str, kinds))
+            errors.append(
+                {"field": name, "message": f"must be of type {expected}", "type": "type_error"}
+            )
+    return errors
+
+
 def redacted(settings: Settings) -> dict[str, Any]:
     """Every setting, JSON-ready, secrets shown only as set or not."""
     out: dict[str, Any] = {}
@@ -121,6 +159,9 @@ class RuntimeConfig:
                 400, "bad_params", f"these settings cannot be changed at run time: {unknown}",
                 details={"accepted": sorted(ACCEPTED_FIELDS)},
             )  # fmt: skip
+        mistyped = json_type_errors(changes)
+        if mistyped:
+            raise ApiError(400, "bad_params", "invalid configuration", mistyped)
         try:
             updated = with_overrides(settings, changes)
         except ValidationError as exc:

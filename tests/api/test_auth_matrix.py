@@ -118,6 +118,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/auth/logout"): Route(PUBLIC, 400, json={}),
     ("GET", "/docs"): Route(DOCS, 200),
     ("GET", "/docs/oauth2-redirect"): Route(DOCS, 200),
+    ("GET", "/redoc"): Route(DOCS, 200),
     ("GET", "/"): Route(DOCS, 307),
 }
 
