@@ -46,11 +46,11 @@ COMMON = {
     "suppress_health_check": list(HealthCheck),
 }
 PER_OPERATION = hypothesis.settings(
-    max_examples=10, phases=[Phase.explicit, Phase.generate], **COMMON
+    max_examples=6, phases=[Phase.explicit, Phase.generate], **COMMON
 )
 # No shrinking: the gateway keeps its state between examples, so a replay is not the same run.
 SEQUENCES = hypothesis.settings(
-    max_examples=8, stateful_step_count=6, phases=[Phase.generate], **COMMON
+    max_examples=5, stateful_step_count=6, phases=[Phase.generate], **COMMON
 )
 
 
