@@ -35,10 +35,10 @@ async def test_a_generated_python_client_runs_a_full_session(
     python_client: ModuleType, start_gateway: StartGateway
 ) -> None:
     from veloz_client import AuthenticatedClient, Client
+    from veloz_client.api.account import get_account
     from veloz_client.api.api_keys import create_api_key, list_api_keys, revoke_api_key
     from veloz_client.api.audit import query_audit_logs
     from veloz_client.api.auth import login
-    from veloz_client.api.account import get_account
     from veloz_client.api.market import get_market
     from veloz_client.api.orders import cancel_order, get_order_state, place_order
     from veloz_client.models import (
