@@ -304,7 +304,14 @@ def _form_refs(schema: dict[str, Any]) -> set[str]:
 def _form_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """The form variant of a body model: the same fields, never null (a form cannot say null)."""
     form = {k: v for k, v in schema.items() if k not in ("examples", "title")}
+    form["examples"] = [
+        {name: str(value) for name, value in example.items()}
+        for example in schema.get("examples", [])
+    ]
     form["title"] = f"{schema.get('title', '')}Form"
+    for branch in ("then", "else"):  # conditions may forbid null, which a form cannot send anyway
+        for prop in form.get(branch, {}).get("properties", {}).values():
+            prop.pop("not", None)
     form["properties"] = {
         name: {k: v for k, v in _without_null(prop).items() if not (k == "default" and v is None)}
         for name, prop in schema.get("properties", {}).items()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 # The handlers strip names before checking them, so a name must hold a non-blank character.
 NOT_BLANK = r"\S"
@@ -23,6 +24,12 @@ class LoginRequest(BaseModel):
 
 class RefreshRequest(BaseModel):
     """Also the logout body."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"refresh_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9..."}]
+        }
+    )
 
     refresh_token: str = Field(min_length=1, pattern=NOT_BLANK)
 
@@ -46,6 +53,12 @@ class TokenPair(BaseModel):
 class AccessToken(BaseModel):
     """A new access token; with refresh rotation on, also the next refresh token."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"access_token": "eyJ...", "token_type": "Bearer", "expires_in": 3600}]
+        }
+    )
+
     access_token: str
     token_type: str = "Bearer"  # noqa: S105 (the scheme name, not a secret)
     expires_in: int
@@ -53,19 +66,19 @@ class AccessToken(BaseModel):
 
 
 class OkResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"ok": True}]})
+
     ok: bool = True
 
 
+API_KEY_EXAMPLE: JsonDict = {
+    "key_id": "vk_83aaa142929ef7cb", "user_id": "admin", "name": "bot", "created_at": 1795490821,
+    "last_used_at": None, "revoked": False, "permissions": ["read", "write"], "expires_at": None,
+}  # fmt: skip
+
+
 class ApiKeyInfo(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"key_id": "vk_83aaa142929ef7cb", "user_id": "admin", "name": "bot",
-                 "created_at": 1795490821, "last_used_at": None, "revoked": False,
-                 "permissions": ["read", "write"], "expires_at": None}
-            ]
-        }
-    )  # fmt: skip
+    model_config = ConfigDict(json_schema_extra={"examples": [API_KEY_EXAMPLE]})
 
     key_id: str
     user_id: str
@@ -78,6 +91,8 @@ class ApiKeyInfo(BaseModel):
 
 
 class ApiKeyList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"keys": [API_KEY_EXAMPLE]}]})
+
     keys: list[ApiKeyInfo]
 
 
@@ -96,12 +111,28 @@ class ApiKeyCreate(BaseModel):
 
 
 class ApiKeyCreated(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "key_id": "vk_83aaa142929ef7cb",
+                    "api_key": "veloz_" + "0" * 64,
+                    "message": "Store this key securely. It will not be shown again.",
+                }
+            ]
+        }
+    )
+
     key_id: str
     api_key: str = Field(description="Shown once; only a keyed hash of it is stored.")
     message: str = "Store this key securely. It will not be shown again."
 
 
 class ApiKeyRevoked(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"ok": True, "key_id": "vk_83aaa142929ef7cb"}]}
+    )
+
     ok: bool = True
     key_id: str
 
@@ -119,12 +150,45 @@ class RoleMetrics(BaseModel):
 
 
 class RolesOverview(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "users": [
+                        {
+                            "user_id": "alice",
+                            "roles": ["trader"],
+                            "created_at": 1795490821,
+                            "updated_at": 1795490821,
+                        }
+                    ],
+                    "metrics": {"total_users": 1, "role_counts": {"trader": 1}},
+                    "available_roles": ["viewer", "trader", "admin"],
+                }
+            ]
+        }
+    )
+
     users: list[RoleEntry]
     metrics: RoleMetrics
     available_roles: list[str]
 
 
 class UserRoles(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "alice",
+                    "roles": ["trader"],
+                    "created_at": 1795490821,
+                    "updated_at": 1795490821,
+                    "created_by": "admin",
+                }
+            ]
+        }
+    )
+
     user_id: str
     roles: list[str]
     created_at: int
@@ -133,6 +197,12 @@ class UserRoles(BaseModel):
 
 
 class DefaultUserRoles(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"user_id": "bob", "roles": ["viewer"], "is_default": True}]
+        }
+    )
+
     user_id: str
     roles: list[str]
     is_default: bool = True
@@ -170,6 +240,14 @@ class RoleChange(BaseModel):
 
 
 class RoleChangeResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"ok": True, "user_id": "alice", "role": "trader", "roles": ["viewer", "trader"]}
+            ]
+        }
+    )
+
     ok: bool
     message: str | None = None
     user_id: str
@@ -199,10 +277,35 @@ class UserInfo(BaseModel):
 
 
 class UserList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "users": [
+                        {
+                            "user_id": "admin",
+                            "roles": ["admin"],
+                            "disabled": False,
+                            "created_at": 1795490821,
+                            "updated_at": 1795490821,
+                            "last_login_at": 1795490900,
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
     users: list[UserInfo]
 
 
 class UserChanged(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"ok": True, "user_id": "alice", "roles": ["trader"], "disabled": False}]
+        }
+    )
+
     ok: bool = True
     user_id: str
     roles: list[str]

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.config import JsonDict
 
 from app.schemas.common import POSITIVE_DECIMAL_TEXT
 
@@ -176,29 +177,18 @@ class CancelResponse(BaseModel):
     status: str | None = None
 
 
+ORDER_STATE_EXAMPLE: JsonDict = {
+    "client_order_id": "c1", "symbol": "BTCUSDT", "side": "BUY", "order_type": "limit",
+    "order_qty": 0.002, "limit_price": 50000.0, "venue_order_id": "sim-1",
+    "status": "PARTIALLY_FILLED", "reason": None, "executed_qty": 0.001, "avg_price": 50000.0,
+    "last_ts_ns": 1795490829314818776,
+}  # fmt: skip
+
+
 class OrderStateModel(BaseModel):
     """An order's folded state: always these 12 fields, in this order."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "client_order_id": "c1",
-                    "symbol": "BTCUSDT",
-                    "side": "BUY",
-                    "order_type": "limit",
-                    "order_qty": 0.002,
-                    "limit_price": 50000.0,
-                    "venue_order_id": "sim-1",
-                    "status": "PARTIALLY_FILLED",
-                    "reason": None,
-                    "executed_qty": 0.001,
-                    "avg_price": 50000.0,
-                    "last_ts_ns": 1795490829314818776,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [ORDER_STATE_EXAMPLE]})
 
     client_order_id: str
     symbol: str | None
@@ -217,6 +207,8 @@ class OrderStateModel(BaseModel):
 
 
 class OrderStatesResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [ORDER_STATE_EXAMPLE]}]})
+
     items: list[OrderStateModel]
 
 

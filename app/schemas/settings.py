@@ -183,6 +183,12 @@ class SettingsSectionUpdate(BaseModel):
 class SettingsUpdate(RootModel[SettingsSectionUpdate | SettingsConfig]):
     """The body of POST /api/settings: one section's changes, or a whole new document."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"section": "general", "data": {"theme": "dark"}}, default_settings()]
+        }
+    )
+
     @classmethod
     def openapi_refine(cls, components: dict[str, Any]) -> None:
         """A known section's `data` must suit that section (the merged section is validated);
@@ -216,14 +222,33 @@ def _exported_text(schema: dict[str, Any]) -> None:
     text = next(branch for branch in branches if branch.get("type") == "string")
     text.update(minLength=1, contentMediaType="application/json", contentSchema=dict(document))
     text["description"] = "An exported file's text."
+    schema["examples"] = [
+        {"config": {"general": {"theme": "dark"}, "trading": {}, "risk": {}, "advanced": {}}}
+    ]
 
 
 class SettingsSaved(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"ok": True, "settings": default_settings()}]}
+    )
+
     ok: bool = True
     settings: SettingsConfig = Field(description="The settings now in effect.")
 
 
 class SettingsImported(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ok": True,
+                    "message": "Configuration imported successfully",
+                    "settings": default_settings(),
+                }
+            ]
+        }
+    )
+
     ok: bool = True
     message: str = "Configuration imported successfully"
     settings: SettingsConfig = Field(description="The document as saved, not merged with defaults.")

@@ -10,6 +10,8 @@ from app.schemas.common import POSITIVE_DECIMAL_TEXT
 
 
 class HealthResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"ok": True}]})
+
     ok: bool = Field(True, examples=[True])
 
 
