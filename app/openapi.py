@@ -8,6 +8,7 @@ themselves (to keep the original's exact messages).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -303,7 +304,7 @@ def _form_refs(schema: dict[str, Any]) -> set[str]:
 
 def _form_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """The form variant of a body model: the same fields, never null (a form cannot say null)."""
-    form = {k: v for k, v in schema.items() if k not in ("examples", "title")}
+    form = copy.deepcopy({k: v for k, v in schema.items() if k not in ("examples", "title")})
     form["examples"] = [
         {name: str(value) for name, value in example.items()}
         for example in schema.get("examples", [])

@@ -23,7 +23,7 @@ class StreamEventData(BaseModel):
         extra="allow",
         json_schema_extra={
             "examples": [
-                {"type": "engine_started", "version": "0.3.0"},
+                {"type": "engine_started", "version": "0.4.0"},
                 {"type": "market", "symbol": "BTCUSDT", "ts_ns": 1795490821174999712,
                  "price": 42000.5},
                 {"type": "order_update", "ts_ns": 1795490829314797617, "client_order_id": "c1",
