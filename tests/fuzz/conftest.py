@@ -41,7 +41,7 @@ class Callers:
         return headers
 
 
-def fuzz_settings(data_dir: Path) -> Settings:
+def fuzz_settings(data_dir: Path, tick_ms: int = 100) -> Settings:
     return Settings(
         data_dir=data_dir,
         auth_enabled=True,
@@ -49,7 +49,7 @@ def fuzz_settings(data_dir: Path) -> Settings:
         jwt_secret=JWT_SECRET,
         rate_limit_capacity=1_000_000_000,
         sim_seed=7,
-        sim_tick_ms=100,  # the stream always has a next event to hand out
+        sim_tick_ms=tick_ms,  # 100 ms: the stream always has a next event to hand out
         log_level="critical",
         audit_queue_size=100_000,
     )
@@ -82,14 +82,15 @@ async def _make_template(data_dir: Path) -> Callers:
     )
 
 
-GatewayFactory = Callable[[], FastAPI]
+GatewayFactory = Callable[..., FastAPI]
 
 
 @dataclass(frozen=True)
 class FuzzGateways:
     """`shared` takes most operations; `scratch` takes those that change the gateway's own
     configuration or the caller's session (a fuzzed rate limit of 1, a logout of the caller's
-    token), so they cannot starve the others; `new()` makes a fresh one."""
+    token), so they cannot starve the others; `new()` makes a fresh one (`quiet`: no market
+    ticks, for call sequences that leave the stream out)."""
 
     shared: FastAPI
     scratch: FastAPI
@@ -104,10 +105,10 @@ def fuzz_gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzGate
     callers = asyncio.run(_make_template(template))
     numbers = itertools.count()
 
-    def new() -> FastAPI:
+    def new(quiet: bool = False) -> FastAPI:
         data_dir = root / f"gateway{next(numbers)}"
         shutil.copytree(template, data_dir)
-        return create_app(fuzz_settings(data_dir))
+        return create_app(fuzz_settings(data_dir, tick_ms=60_000 if quiet else 100))
 
     try:
         yield FuzzGateways(shared=new(), scratch=new(), callers=callers, new=new)

@@ -113,7 +113,7 @@ def test_linked_call_sequences_keep_the_contract(role: str, fuzz_gateways: FuzzG
         """Each scenario runs on a new gateway: the same steps must meet the same state."""
 
         def setup(self) -> None:
-            self.app = fuzz_gateways.new()
+            self.app = fuzz_gateways.new(quiet=True)
 
         def call(self, case: Any, **kwargs: Any) -> Any:
             return case.call(app=self.app, **kwargs)
