@@ -40,7 +40,7 @@ def _ensure_tools() -> None:
         return
     npm = shutil.which("npm")
     if npm is None:
-        pytest.fail("npm is not installed: install Node.js 20 or newer")
+        pytest.fail("npm is not installed: install Node.js 18.17 or newer with npm")
     done = _run([npm, "ci", "--prefer-offline", "--no-audit", "--no-fund"], PROJECT)
     assert done.returncode == 0, done.stdout + done.stderr
 
