@@ -268,11 +268,12 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             _complete_parameters(operation)
             _complete_security(operation, op_facts)
             _complete_errors(operation, op_facts)
+    by_id = {op["operationId"]: op for item in schema["paths"].values() for op in item.values()}
     for (op_id, status), links in LINKS.items():
-        for item in schema["paths"].values():
-            for operation in item.values():
-                if operation["operationId"] == op_id:
-                    operation["responses"][status]["links"] = links
+        targets = {link["operationId"] for link in links.values()}
+        if op_id not in by_id or not targets <= set(by_id):  # a renamed route breaks a link
+            raise RuntimeError(f"OpenAPI link from {op_id} to unknown operations: {targets}")
+        by_id[op_id]["responses"][status]["links"] = links
     components = schema.setdefault("components", {})
     models = components.setdefault("schemas", {})
     models.pop("HTTPValidationError", None)
