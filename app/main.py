@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 from fastapi_offline import FastAPIOffline
 
 from app import __version__
 from app.api.routes import audit, auth, health, market, metrics, orders, stream, system
+from app.api.routes.exchange_keys import router as exchange_keys_router
 from app.api.routes.settings import router as settings_router
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
@@ -24,6 +24,8 @@ from app.observability.metrics import GatewayMetrics, RouteCachingInstrumentator
 from app.openapi import DESCRIPTION, TAGS, build_openapi, operation_id
 from app.runtime import Runtime
 from app.services.runtime_config import load_overrides
+from app.web import BUILTIN_UI_DIR
+from app.web.static import StaticSite
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.jwt_secret.get_secret_value(),
             settings.api_key_secret.get_secret_value(),
             settings.binance_api_secret.get_secret_value(),
+            settings.master_key.get_secret_value(),
         ],
     )
 
@@ -82,13 +85,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth.users_router,
         audit.router,
         settings_router,
+        exchange_keys_router,
         metrics.router,
     ):
         app.include_router(router)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    # The web UI answers whatever no route matched: public files and the SPA fallback (F17).
+    site = StaticSite(settings.static_dir or BUILTIN_UI_DIR)
+    app.router.default = site.middleware(app.router.default)
 
     # Outermost last: the edge sees every response, including 413s and unexpected errors.
     app.add_middleware(BodyLimitMiddleware, max_body_size=settings.max_body_size)

@@ -22,6 +22,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from app.auth.passwords import PasswordHasher
 from app.auth.permissions import DEFAULT_ROLES, Principal
+from app.auth.profile import AuthStatus, CallerProfile, auth_status, caller_profile
 from app.auth.ratelimit import Decision, MemoryBuckets, RateLimiter
 from app.auth.records import ApiKey, RoleAssignment, User
 from app.auth.secrets import load_or_create
@@ -166,6 +167,13 @@ class AuthService:
                 key_id=key.key_id,
             )  # fmt: skip
         raise _unauthorized("authentication_required")
+
+    def status(self) -> AuthStatus:
+        """Public: whether callers must authenticate, and how they can."""
+        return auth_status(self.enabled)
+
+    def profile(self, principal: Principal) -> CallerProfile:
+        return caller_profile(principal)
 
     def rate_limit(self, identity: str) -> Decision:
         return self.limiter.check(identity)

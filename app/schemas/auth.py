@@ -310,3 +310,49 @@ class UserChanged(BaseModel):
     user_id: str
     roles: list[str]
     disabled: bool
+
+
+class AuthStatusResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"auth_enabled": True, "methods": ["password", "api_key"]},
+                {"auth_enabled": False, "methods": []},
+            ]
+        }
+    )
+
+    auth_enabled: bool = Field(description="Whether protected routes need credentials.")
+    methods: list[Literal["password", "api_key"]] = Field(
+        description="How a caller can authenticate: `password` (POST /api/auth/login, then "
+        "`Authorization: Bearer`) and `api_key` (`X-API-Key`). Empty with auth off."
+    )
+
+
+class CallerResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"user_id": "vera", "auth_method": "jwt", "roles": ["viewer"],
+                 "grants": ["viewer"], "permissions": ["read:market", "read:config"],
+                 "key_id": None},
+                {"user_id": "admin", "auth_method": "api_key", "roles": [],
+                 "grants": ["read"], "key_id": "vk_83aaa142929ef7cb",
+                 "permissions": ["read:market", "read:orders", "read:account", "read:config"]},
+            ]
+        }
+    )  # fmt: skip
+
+    user_id: str = Field(description="`anonymous` with auth off.")
+    auth_method: Literal["jwt", "api_key", "anonymous"] = Field(
+        description="How this request was authenticated; `anonymous` with auth off."
+    )
+    roles: list[str] = Field(description="The role names among `grants`.")
+    grants: list[str] = Field(
+        description="As assigned: the user's roles, or the API key's list (roles, legacy "
+        "`read`/`write`/`admin` or granular names)."
+    )
+    permissions: list[str] = Field(
+        description="The effective granular permissions `grants` expand to."
+    )
+    key_id: str | None = Field(description="The API key used, for `api_key` callers.")

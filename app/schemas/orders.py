@@ -175,6 +175,8 @@ class CancelResponse(BaseModel):
     ok: bool
     client_order_id: str
     status: str | None = None
+    error: str | None = Field(None, description="`binance_error` when the venue refused.")
+    details: Any = Field(None, description="The venue's answer when it refused.")
 
 
 ORDER_STATE_EXAMPLE: JsonDict = {

@@ -48,7 +48,7 @@ class ConfigResponse(BaseModel):
         }
     )
 
-    market_source: Literal["sim", "binance_rest"]
+    market_source: Literal["sim", "binance_rest", "binance_ws"]
     market_symbol: str
     binance_base_url: str | None
     execution_mode: Literal["sim_engine", "binance_testnet_spot"]
@@ -121,3 +121,8 @@ class ExecutionPingResponse(BaseModel):
     ok: bool
     error: str | None = None
     result: Any = None
+    details: dict[str, Any] | None = Field(
+        None,
+        description="Venue mode: request weight used and budget, 429/418 back-off, clock "
+        "offset, user-data stream state.",
+    )

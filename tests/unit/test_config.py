@@ -132,19 +132,3 @@ def test_secrets_are_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     shown = repr(Settings())
     assert "very-secret" not in shown
     assert "hunter2" not in shown
-
-
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [
-        ("VELOZ_EXECUTION_MODE", "binance_testnet_spot"),
-        ("VELOZ_MARKET_SOURCE", "binance_rest"),
-    ],
-)
-def test_features_this_build_lacks_are_named(
-    monkeypatch: pytest.MonkeyPatch, name: str, value: str
-) -> None:
-    monkeypatch.setenv(name, value)
-    problems = Settings().unavailable_features()
-    assert len(problems) == 1
-    assert problems[0].startswith(f"{name}=")

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from app.api.context import audit, client_ip
 from app.api.deps import body_doc, read_object_body, required_query
-from app.api.security import auth_service, optional_principal, public, require
+from app.api.security import (
+    auth_service,
+    authenticated,
+    optional_principal,
+    public,
+    public_rate_limited,
+    require,
+)
 from app.auth.permissions import ADMIN_KEYS, ADMIN_USERS, VALID_ROLES, Principal
 from app.auth.records import ApiKey
 from app.auth.service import MIN_PASSWORD_LENGTH
@@ -22,6 +30,8 @@ from app.schemas.auth import (
     ApiKeyInfo,
     ApiKeyList,
     ApiKeyRevoked,
+    AuthStatusResponse,
+    CallerResponse,
     DefaultUserRoles,
     LoginRequest,
     OkResponse,
@@ -157,6 +167,33 @@ async def logout(
     user_id = await auth_service(request).logout(token, caller)
     await audit(request, "auth", "logout", user_id=user_id)
     return OkResponse()
+
+
+@router.get(
+    "/api/auth/status",
+    summary="Authentication status",
+    response_model=AuthStatusResponse,
+    responses=error_responses(429),
+    dependencies=[Depends(public_rate_limited)],
+)
+async def auth_status(request: Request) -> AuthStatusResponse:
+    """Whether authentication is on and how a caller can authenticate. Needs no credentials,
+    so a client can decide to show a sign-in form without a refused request."""
+    return AuthStatusResponse.model_validate(asdict(auth_service(request).status()))
+
+
+@router.get(
+    "/api/auth/me",
+    summary="The caller",
+    response_model=CallerResponse,
+    responses=error_responses(401, 429),
+)
+async def who_am_i(
+    request: Request, caller: Annotated[Principal, Depends(authenticated)]
+) -> CallerResponse:
+    """Who the credentials belong to and every permission they carry, so a client can offer
+    only what the caller may do. With auth off: `anonymous` with every permission."""
+    return CallerResponse.model_validate(asdict(auth_service(request).profile(caller)))
 
 
 # --- API keys --------------------------------------------------------------------------------

@@ -91,6 +91,7 @@ async def place_order(
         status=result.status,
         error=result.error,
         message=result.message,
+        details=result.details,
     )
 
 
@@ -112,9 +113,14 @@ async def cancel_order(request: Request, orders: OrderServiceDep) -> CancelRespo
     except ApiError as exc:
         await audit(request, "order", "cancel_order", {**details, "ok": False, "error": exc.code})
         raise
-    await audit(request, "order", "cancel_order", {**details, "ok": True})
+    outcome = {"ok": True} if result.ok else {"ok": False, "error": result.error}
+    await audit(request, "order", "cancel_order", {**details, **outcome})
     return CancelResponse(
-        ok=result.ok, client_order_id=result.client_order_id, status=result.status
+        ok=result.ok,
+        client_order_id=result.client_order_id,
+        status=result.status,
+        error=result.error,
+        details=result.details,
     )
 
 

@@ -1,0 +1,103 @@
+"""Exchange-key shapes (contract §4.14), in the original's camelCase. Secrets never appear in
+an answer."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ExchangeKeyPublic(BaseModel):
+    id: str
+    exchange: str
+    name: str
+    permissions: list[str]
+    createdAt: str = Field(description="ISO 8601, UTC.")
+    lastUsed: str | None = Field(description="Last successful connection test or activation.")
+    status: str
+    testnet: bool
+
+
+class ExchangeKeyList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "keys": [
+                        {"id": "d36167f5-d27d-4950-9144-595b07d842e2", "exchange": "binance",
+                         "name": "main", "permissions": ["read", "trade"],
+                         "createdAt": "2026-11-24T03:28:01.617751+00:00", "lastUsed": None,
+                         "status": "active", "testnet": True}
+                    ]
+                }
+            ]
+        }
+    )  # fmt: skip
+
+    keys: list[ExchangeKeyPublic]
+
+
+class ExchangeKeyCreate(BaseModel):
+    """`exchange`, `apiKey` and `apiSecret` are required; `passphrase` for okx."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [{"exchange": "binance", "apiKey": "...", "apiSecret": "...",
+                          "name": "main", "testnet": True}]
+        },
+    )  # fmt: skip
+
+    exchange: str
+    apiKey: str
+    apiSecret: str
+    name: str = "Default"
+    testnet: bool = True
+    passphrase: str | None = None
+
+
+class ExchangeKeyCreated(BaseModel):
+    ok: bool = True
+    keyId: str
+    message: str = "API key stored securely"
+
+
+class ExchangeKeyDeleted(BaseModel):
+    ok: bool = True
+    keyId: str
+
+
+class ExchangeKeyTest(BaseModel):
+    """Either `keyId` (a stored key) or `exchange`, `apiKey`, `apiSecret` (and `testnet`,
+    `passphrase`)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{"keyId": "..."}]})
+
+    keyId: str | None = None
+    exchange: str | None = None
+    apiKey: str | None = None
+    apiSecret: str | None = None
+    testnet: bool = True
+    passphrase: str | None = None
+
+
+class ConnectionTestResult(BaseModel):
+    """HTTP 200 even when the test failed: `success` and `error` say how it went."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"success": True, "exchange": "binance", "permissions": ["read", "spot"],
+                 "balanceAvailable": True, "latencyMs": 42, "error": None, "warnings": [],
+                 "balance": {"USDT": 10000.0}}
+            ]
+        }
+    )  # fmt: skip
+
+    success: bool
+    exchange: str
+    permissions: list[str]
+    balanceAvailable: bool
+    latencyMs: int
+    error: str | None
+    warnings: list[str]
+    balance: dict[str, float] | None
