@@ -22,11 +22,13 @@ from app.api.deps import FORM, FORM_SUFFIX, REQUIRED_PARAMETER
 from app.api.security import (
     API_KEY_SCHEME,
     BEARER_SCHEME,
+    authenticated,
     optional_principal,
     public_rate_limited,
     stream_rate_limited,
 )
 from app.schemas.auth import ApiKeyCreate, LoginRequest, RefreshRequest, RoleChange, UserCreate
+from app.schemas.exchange_keys import ExchangeKeyCreate, ExchangeKeyTest
 from app.schemas.orders import CancelRequest, OrderRequest
 from app.schemas.settings import SettingsImport, SettingsUpdate
 from app.schemas.stream import StreamEventData
@@ -57,12 +59,16 @@ TAGS = [
     {"name": "config", "description": "The effective configuration; run-time changes (admin)."},
     {"name": "execution", "description": "Reachability of the execution venue or engine."},
     {"name": "stream", "description": "Every engine event, live, as Server-Sent Events. Public."},
-    {"name": "auth", "description": "Log in with a password, refresh and log out (HS256 JWTs)."},
+    {"name": "auth", "description": "Log in with a password, refresh and log out (HS256 JWTs); "
+     "whether authentication is on and how to authenticate (public); who the caller is, with "
+     "roles and permissions (any valid credentials)."},
     {"name": "api-keys", "description": "API keys for programs, sent as the `X-API-Key` header."},
     {"name": "roles", "description": "Role assignments: `viewer`, `trader`, `admin`."},
     {"name": "users", "description": "Users who can log in (admin)."},
     {"name": "audit", "description": "The audit log: query, statistics, archive (admin)."},
     {"name": "settings", "description": "GUI application settings: read, save, export, import."},
+    {"name": "exchange-keys", "description": "Exchange API keys for trading on a venue: list, "
+     "store (secrets encrypted at rest, never answered), delete, and test against the venue."},
     {"name": "metrics", "description": "Prometheus metrics. Public."},
 ]  # fmt: skip
 
@@ -70,6 +76,7 @@ TAGS = [
 EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (
     OrderRequest, CancelRequest, LoginRequest, RefreshRequest, ApiKeyCreate, RoleChange,
     UserCreate, ConfigChange, SettingsUpdate, SettingsImport, StreamEventData,
+    ExchangeKeyCreate, ExchangeKeyTest,
 )  # fmt: skip
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
@@ -178,14 +185,15 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
 
 
 def _route_facts(app: FastAPI) -> dict[str, dict[str, bool]]:
-    """Per operation id: whether credentials are optional, whether it is rate limited while
-    public."""
+    """Per operation id: whether credentials are optional, whether any valid credentials will
+    do (no permission checked), whether it is rate limited while public."""
     facts = {}
     for context in routing.iter_route_contexts(app.routes):
         if isinstance(context.original_route, APIRoute) and context.include_in_schema:
             calls = set(_calls(context.dependant))
             facts[str(context.name)] = {
                 "optional_auth": optional_principal in calls,
+                "any_caller": authenticated in calls,
                 "public_limited": bool(calls & {public_rate_limited, stream_rate_limited}),
             }
     return facts
@@ -228,6 +236,8 @@ def _complete_errors(operation: dict[str, Any], facts: dict[str, bool]) -> None:
     protected = bool(operation.get("security")) and not facts["optional_auth"]
     if protected:
         for status, description in GUARD_ERRORS.items():
+            if status == 403 and facts["any_caller"]:
+                description = IP_REFUSED
             responses.setdefault(str(status), _error(description))
     elif facts["public_limited"]:
         responses.setdefault("429", _error(GUARD_ERRORS[429]))

@@ -56,12 +56,25 @@ class ExchangeKeyCreate(BaseModel):
 
 
 class ExchangeKeyCreated(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"ok": True, "keyId": "d36167f5-d27d-4950-9144-595b07d842e2",
+                          "message": "API key stored securely"}]
+        }
+    )  # fmt: skip
+
     ok: bool = True
     keyId: str
     message: str = "API key stored securely"
 
 
 class ExchangeKeyDeleted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"ok": True, "keyId": "d36167f5-d27d-4950-9144-595b07d842e2"}]
+        }
+    )
+
     ok: bool = True
     keyId: str
 
@@ -70,7 +83,15 @@ class ExchangeKeyTest(BaseModel):
     """Either `keyId` (a stored key) or `exchange`, `apiKey`, `apiSecret` (and `testnet`,
     `passphrase`)."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{"keyId": "..."}]})
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {"keyId": "d36167f5-d27d-4950-9144-595b07d842e2"},
+                {"exchange": "binance", "apiKey": "...", "apiSecret": "...", "testnet": True},
+            ]
+        },
+    )
 
     keyId: str | None = None
     exchange: str | None = None

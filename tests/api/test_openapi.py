@@ -47,8 +47,9 @@ BOTH_SCHEMES = [{"bearerAuth": []}, {"apiKeyAuth": []}]
 
 
 def _guards(app: FastAPI) -> dict[str, str]:
-    """Per operation id, how the route is guarded: "protected" (a permission), "optional"
-    (credentials used when sent) or "public", read from its dependencies."""
+    """Per operation id, how the route is guarded: "protected" (a permission), "authenticated"
+    (any valid credentials), "optional" (credentials used when sent) or "public", read from its
+    dependencies."""
     guards = {}
     for context in fastapi.routing.iter_route_contexts(app.routes):
         route = context.original_route
@@ -57,6 +58,8 @@ def _guards(app: FastAPI) -> dict[str, str]:
         names = {getattr(dep.call, "__name__", "") for dep in _dependencies(context.dependant)}
         if any(name.startswith("require_") for name in names):
             guards[str(context.name)] = "protected"
+        elif "authenticated" in names:
+            guards[str(context.name)] = "authenticated"
         elif "optional_principal" in names:
             guards[str(context.name)] = "optional"
         else:
@@ -109,9 +112,12 @@ def test_every_operation_follows_the_documentation_rules(make_settings: Settings
 
         guard = guards[operation["operationId"]]
         responses = operation["responses"]
-        if guard == "protected":
+        if guard in ("protected", "authenticated"):
             assert operation["security"] == BOTH_SCHEMES, where
             assert {"401", "403", "429"} <= set(responses), where
+            # Without a permission to check, the only 403 is a refused address.
+            forbidden_documented = "`forbidden`" in responses["403"]["description"]
+            assert forbidden_documented == (guard == "protected"), where
         elif guard == "optional":
             assert operation["security"] == [{}, *BOTH_SCHEMES], where
             assert "401" not in responses, where

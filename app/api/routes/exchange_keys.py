@@ -75,6 +75,8 @@ async def delete_exchange_key(
     key_id: Annotated[str | None, Query(description="The key's id.")] = None,
     keyId: Annotated[str | None, Query(description="Same as key_id.")] = None,
 ) -> ExchangeKeyDeleted:
+    """Deletes the stored key named by `key_id` (or `keyId`); `400 bad_params` without one,
+    `404 not_found` for an unknown id."""
     wanted = (key_id or keyId or "").strip()
     if not wanted:
         raise ApiError(400, "bad_params", "key_id is required")
