@@ -40,6 +40,9 @@ MASTER_KEY_FILE = "master.key"
 REQUIRED = "exchange, apiKey, and apiSecret are required"
 MAX_NAME = 255
 MAX_SECRET = 1024
+# A connection test answers within this many seconds whatever the venue does: each call is
+# bounded on its own, but a venue that answers slowly to every one would add them up.
+KEY_TEST_DEADLINE = 10.0
 
 
 def _text(value: Any) -> str:
@@ -73,6 +76,7 @@ class ExchangeKeyService:
         self._box: SecretBox | None = None
         self._lock = asyncio.Lock()
         self._own_rest: BinanceRestClient | None = None
+        self.test_deadline = KEY_TEST_DEADLINE
         self.venue: BinanceEngine | None = None  # set in Binance mode
         self.active_key_id: str | None = None
 
@@ -225,7 +229,12 @@ class ExchangeKeyService:
             self._settings.binance_trade_base_url if testnet else self._settings.binance_base_url
         )
         try:
-            outcome = await check_binance_key(self._rest(), base_url, credentials, exchange)
+            async with asyncio.timeout(self.test_deadline):
+                outcome = await check_binance_key(self._rest(), base_url, credentials, exchange)
+        except TimeoutError:
+            return result(
+                exchange, error=f"Connection failed: no answer within {self.test_deadline:g} s"
+            )
         except Exception as exc:
             log.exception("exchange key test failed")
             raise ApiError(500, "test_failed", type(exc).__name__) from exc
