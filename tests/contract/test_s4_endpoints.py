@@ -27,6 +27,14 @@ AUDIT_ENTRY_FIELDS = [
     "timestamp", "datetime", "log_type", "action", "user_id", "ip_address", "details",
     "request_id",
 ]  # fmt: skip
+EXCHANGE_KEY_FIELDS = [
+    "id", "exchange", "name", "permissions", "createdAt", "lastUsed", "status", "testnet",
+]  # fmt: skip
+CONNECTION_TEST_FIELDS = [
+    "success", "exchange", "permissions", "balanceAvailable", "latencyMs", "error", "warnings",
+    "balance",
+]  # fmt: skip
+EXCHANGE_KEY = {"exchange": "binance", "apiKey": "contract-key", "apiSecret": "contract-secret"}
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 RESTING_ORDER = {"side": "BUY", "qty": 0.001, "price": 1000, "client_order_id": "contract-1"}
@@ -92,6 +100,12 @@ ROWS = [
     Row("GET", "/api/settings/export", 200, SETTINGS_SECTIONS, exact=True),
     Row("POST", "/api/settings/import", 200, ["ok", "message", "settings"], exact=True,
         json={"config": {"general": {}, "trading": {}, "risk": {}, "advanced": {}}}),
+    Row("GET", "/api/exchange-keys", 200, ["keys"], exact=True),
+    Row("POST", "/api/exchange-keys", 201, ["ok", "keyId", "message"], exact=True,
+        json={**EXCHANGE_KEY, "name": "contract"}),
+    Row("DELETE", "/api/exchange-keys", 404, error="not_found", params={"key_id": "none"}),
+    Row("POST", "/api/exchange-keys/test", 200, CONNECTION_TEST_FIELDS, exact=True,
+        json={"exchange": "kraken", "apiKey": "k", "apiSecret": "s"}),
 ]  # fmt: skip
 
 
@@ -219,6 +233,52 @@ async def test_api_key_lifecycle_and_messages(api: Api) -> None:
     for _ in range(2):
         revoked = await api.call("DELETE", "/api/auth/keys", params={"key_id": created["key_id"]})
         assert revoked.json() == {"ok": True, "key_id": created["key_id"]}
+
+
+async def test_exchange_key_lifecycle_and_messages(api: Api) -> None:
+    """§4.14 (K2): camelCase records without secrets, in order; the documented 400/404
+    messages; `keyId` accepted for `key_id`; a connection test answers 200 even when it fails.
+    Storage is encrypted in the gateway's database instead of the OS keychain."""
+    for body, message in (
+        ({}, "exchange, apiKey, and apiSecret are required"),
+        ({**EXCHANGE_KEY, "exchange": "kraken"},
+         "Invalid exchange. Valid options: ['binance', 'binance_futures', 'okx', 'bybit', "
+         "'coinbase']"),
+        ({**EXCHANGE_KEY, "exchange": "okx"}, "passphrase is required for OKX"),
+    ):  # fmt: skip
+        assert_error(
+            await api.call("POST", "/api/exchange-keys", json=body), 400, "bad_params", message
+        )
+    created = await api.call("POST", "/api/exchange-keys", json={**EXCHANGE_KEY, "name": "life"})
+    assert created.status_code == 201, created.text
+    key_id = created.json()["keyId"]
+    keys = (await api.call("GET", "/api/exchange-keys")).json()["keys"]
+    mine = next(k for k in keys if k["id"] == key_id)
+    assert list(mine) == EXCHANGE_KEY_FIELDS
+    assert (mine["exchange"], mine["name"], mine["permissions"], mine["status"],
+            mine["testnet"]) == ("binance", "life", ["read", "trade"], "active", True)  # fmt: skip
+    assert "contract-secret" not in created.text + str(keys)
+
+    kraken = {"exchange": "kraken", "apiKey": "k", "apiSecret": "s"}
+    tested = await api.call("POST", "/api/exchange-keys/test", json=kraken)
+    assert tested.json() == {
+        "success": False, "exchange": "kraken", "permissions": [], "balanceAvailable": False,
+        "latencyMs": 0, "error": "Unsupported exchange: kraken", "warnings": [], "balance": None,
+    }  # fmt: skip
+    incomplete = await api.call("POST", "/api/exchange-keys/test", json={"exchange": "binance"})
+    assert_error(
+        incomplete, 400, "bad_params", "Either keyId or (exchange, apiKey, apiSecret) required"
+    )
+    unknown = await api.call("POST", "/api/exchange-keys/test", json={"keyId": "none"})
+    assert_error(unknown, 404, "not_found", "Key not found")
+
+    assert_error(
+        await api.call("DELETE", "/api/exchange-keys"), 400, "bad_params", "key_id is required"
+    )
+    deleted = await api.call("DELETE", "/api/exchange-keys", params={"keyId": key_id})
+    assert deleted.json() == {"ok": True, "keyId": key_id}
+    again = await api.call("DELETE", "/api/exchange-keys", params={"key_id": key_id})
+    assert_error(again, 404, "not_found")
 
 
 async def test_role_messages_keep_python_list_formatting(api: Api) -> None:
