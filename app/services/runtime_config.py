@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
 from app.core.errors import ApiError, validation_details
+from app.schemas.json_types import json_type_errors as model_type_errors
 
 log = logging.getLogger("veloz.config")
 
@@ -83,42 +84,11 @@ def with_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
     return Settings.model_validate(values)
 
 
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "boolean": (bool,),
-    "integer": (int,),
-    "number": (int, float),
-    "string": (str,),
-    "array": (list,),
-    "object": (dict,),
-}
-
-
-def _has_type(value: Any, kind: str | None) -> bool:
-    if kind is None:
-        return True
-    if isinstance(value, bool) and kind != "boolean":
-        return False
-    if kind == "integer" and isinstance(value, float):
-        return value.is_integer()  # JSON counts 5.0 as an integer
-    return isinstance(value, _JSON_TYPES[kind])
-
-
 def json_type_errors(changes: dict[str, Any]) -> list[dict[str, Any]]:
-    """Changes whose JSON type is not the documented one (ConfigChange): the settings model
-    alone would coerce `0` into false or `"5"` into 5."""
+    """Changes whose JSON type is not the documented one (ConfigChange)."""
     from app.schemas.system import ConfigChange
 
-    properties = ConfigChange.model_json_schema()["properties"]
-    errors = []
-    for name, value in changes.items():
-        prop = properties[name]
-        kinds = [option.get("type") for option in prop.get("anyOf", [prop])]
-        if not any(_has_type(value, kind) for kind in kinds):
-            expected = " or ".join(map(str, kinds))
-            errors.append(
-                {"field": name, "message": f"must be of type {expected}", "type": "type_error"}
-            )
-    return errors
+    return model_type_errors(ConfigChange, changes)
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

@@ -96,6 +96,30 @@ async def test_create_refuses_incomplete_bodies(
     assert response.json() == {"error": "bad_params", "message": message}
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field", "expected"),
+    [
+        ("/api/exchange-keys", {"exchange": "okx", "apiKey": "k", "apiSecret": "s",
+                                "passphrase": {}}, "passphrase", "string or null"),
+        ("/api/exchange-keys", {"exchange": "binance", "apiKey": 5, "apiSecret": "s"},
+         "apiKey", "string"),
+        ("/api/exchange-keys/test", {"exchange": "binance", "apiKey": "k", "apiSecret": "s",
+                                     "testnet": "no"}, "testnet", "boolean"),
+        ("/api/exchange-keys/test", {"keyId": ["x"]}, "keyId", "string or null"),
+    ],
+)  # fmt: skip
+async def test_fields_of_the_wrong_json_type_are_refused(
+    gw: Gateway, path: str, body: dict[str, Any], field: str, expected: str
+) -> None:
+    response = await gw.client.post(path, json=body)
+    assert (response.status_code, response.json()) == (400, {
+        "error": "bad_params", "message": "invalid field types",
+        "details": [{"field": field, "message": f"must be of type {expected}",
+                     "type": "type_error"}],
+    })  # fmt: skip
+    assert (await gw.client.get("/api/exchange-keys")).json() == {"keys": []}
+
+
 async def test_create_list_delete_without_ever_showing_secrets(
     gw: Gateway, make_settings: Callable[..., Settings]
 ) -> None:

@@ -161,6 +161,7 @@ def test_required_query_parameters_are_documented_as_required() -> None:
         ("/api/auth/keys", "delete"): {"key_id"},
         ("/api/auth/roles", "delete"): {"user_id", "role"},
         ("/api/auth/users", "delete"): {"user_id"},
+        ("/api/exchange-keys", "delete"): {"key_id"},
     }
     for (path, method), names in expected.items():
         parameters = schema["paths"][path][method]["parameters"]
