@@ -18,9 +18,19 @@ from app.auth.service import AuthService
 from app.core.errors import ApiError
 
 # Declared as FastAPI security schemes so OpenAPI documents them and Swagger can authorize.
-bearer_scheme = HTTPBearer(auto_error=False, description="An access token from /api/auth/login")
+BEARER_SCHEME = "bearerAuth"
+API_KEY_SCHEME = "apiKeyAuth"
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name=BEARER_SCHEME,
+    bearerFormat="JWT",
+    description="An access token from `POST /api/auth/login` (paste the token only).",
+)
 api_key_scheme = APIKeyHeader(
-    name="X-API-Key", auto_error=False, description="An API key from /api/auth/keys"
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name=API_KEY_SCHEME,
+    description="An API key (`veloz_...`) from `POST /api/auth/keys`.",
 )
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 ApiKeyDep = Annotated[str | None, Depends(api_key_scheme)]

@@ -74,6 +74,14 @@ class MemoryBuckets:
             del self._buckets[key]
 
 
+# A tiny refill rate (say 1e-300/s) would make the wait infinite; headers stay integers.
+MAX_WAIT_SECONDS = 100 * 365 * 86_400
+
+
+def _wait(seconds: float) -> int:
+    return int(min(seconds, MAX_WAIT_SECONDS))
+
+
 class RateLimiter:
     def __init__(self, store: BucketStore, capacity: int, refill: float) -> None:
         self.store = store
@@ -91,6 +99,6 @@ class RateLimiter:
             allowed=allowed,
             limit=self.capacity,
             remaining=max(0, math.floor(tokens)),
-            reset_at=int(wall) + int((self.capacity - tokens) / self.refill),
-            retry_after=None if allowed else int((1 - tokens) / self.refill) + 1,
+            reset_at=int(wall) + _wait((self.capacity - tokens) / self.refill),
+            retry_after=None if allowed else _wait((1 - tokens) / self.refill) + 1,
         )

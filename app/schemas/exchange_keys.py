@@ -3,7 +3,15 @@ an answer."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
+
+# The handlers strip text before checking it, so required text must hold a non-blank character.
+NOT_BLANK = r"\S"
+MAX_NAME = 255
+MAX_SECRET = 1024
+Exchange = Literal["binance", "binance_futures", "okx", "bybit", "coinbase"]
 
 
 class ExchangeKeyPublic(BaseModel):
@@ -37,43 +45,75 @@ class ExchangeKeyList(BaseModel):
 
 
 class ExchangeKeyCreate(BaseModel):
-    """`exchange`, `apiKey` and `apiSecret` are required; `passphrase` for okx."""
+    """`exchange`, `apiKey` and `apiSecret` are required; `passphrase` for okx. Text is
+    stripped; `exchange` is lower-cased."""
 
     model_config = ConfigDict(
         extra="allow",
         json_schema_extra={
             "examples": [{"exchange": "binance", "apiKey": "...", "apiSecret": "...",
-                          "name": "main", "testnet": True}]
+                          "name": "main", "testnet": True}],
+            "if": {"properties": {"exchange": {"const": "okx"}}, "required": ["exchange"]},
+            "then": {"required": ["passphrase"],
+                     "properties": {"passphrase": {"type": "string", "pattern": NOT_BLANK}}},
         },
     )  # fmt: skip
 
-    exchange: str
-    apiKey: str
-    apiSecret: str
-    name: str = "Default"
+    exchange: Exchange
+    apiKey: str = Field(pattern=NOT_BLANK, max_length=MAX_SECRET)
+    apiSecret: str = Field(pattern=NOT_BLANK, max_length=MAX_SECRET)
+    name: str = Field("Default", max_length=MAX_NAME, description="Blank means `Default`.")
     testnet: bool = True
-    passphrase: str | None = None
+    passphrase: str | None = Field(None, max_length=MAX_SECRET)
 
 
 class ExchangeKeyCreated(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"ok": True, "keyId": "d36167f5-d27d-4950-9144-595b07d842e2",
+                          "message": "API key stored securely"}]
+        }
+    )  # fmt: skip
+
     ok: bool = True
     keyId: str
     message: str = "API key stored securely"
 
 
 class ExchangeKeyDeleted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"ok": True, "keyId": "d36167f5-d27d-4950-9144-595b07d842e2"}]
+        }
+    )
+
     ok: bool = True
     keyId: str
 
 
 class ExchangeKeyTest(BaseModel):
     """Either `keyId` (a stored key) or `exchange`, `apiKey`, `apiSecret` (and `testnet`,
-    `passphrase`)."""
+    `passphrase`); `keyId` wins when both are given."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{"keyId": "..."}]})
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {"keyId": "d36167f5-d27d-4950-9144-595b07d842e2"},
+                {"exchange": "binance", "apiKey": "...", "apiSecret": "...", "testnet": True},
+            ],
+            "anyOf": [
+                {"required": ["keyId"],
+                 "properties": {"keyId": {"type": "string", "pattern": NOT_BLANK}}},
+                {"required": ["exchange", "apiKey", "apiSecret"],
+                 "properties": {name: {"type": "string", "pattern": NOT_BLANK}
+                                for name in ("exchange", "apiKey", "apiSecret")}},
+            ],
+        },
+    )  # fmt: skip
 
     keyId: str | None = None
-    exchange: str | None = None
+    exchange: str | None = Field(None, description="Any name; only `binance` is tested for real.")
     apiKey: str | None = None
     apiSecret: str | None = None
     testnet: bool = True

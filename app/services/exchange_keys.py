@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from app.auth.secrets import load_or_create
@@ -31,6 +32,8 @@ from app.execution.binance.key_check import check_binance_key, result
 from app.execution.binance.limits import VenueLimits
 from app.execution.binance.rest import BinanceRestClient
 from app.execution.binance.signing import Credentials
+from app.schemas.exchange_keys import MAX_NAME, MAX_SECRET, ExchangeKeyCreate, ExchangeKeyTest
+from app.schemas.json_types import json_type_errors
 
 log = logging.getLogger("veloz.exchange_keys")
 
@@ -38,8 +41,9 @@ VALID_EXCHANGES = ["binance", "binance_futures", "okx", "bybit", "coinbase"]
 STORED_PERMISSIONS = ["read", "trade"]
 MASTER_KEY_FILE = "master.key"
 REQUIRED = "exchange, apiKey, and apiSecret are required"
-MAX_NAME = 255
-MAX_SECRET = 1024
+# A connection test answers within this many seconds whatever the venue does: each call is
+# bounded on its own, but a venue that answers slowly to every one would add them up.
+KEY_TEST_DEADLINE = 10.0
 
 
 def _text(value: Any) -> str:
@@ -52,6 +56,13 @@ def _flag(value: Any, default: bool = True) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("false", "0", "no", "off", "")
     return bool(value)
+
+
+def _check_types(model: type[BaseModel], body: dict[str, Any]) -> None:
+    """Text must be text and `testnet` a boolean: `str()` would store `{}` as a passphrase."""
+    mistyped = json_type_errors(model, body)
+    if mistyped:
+        raise ApiError(400, "bad_params", "invalid field types", mistyped)
 
 
 def _now_iso() -> str:
@@ -73,6 +84,7 @@ class ExchangeKeyService:
         self._box: SecretBox | None = None
         self._lock = asyncio.Lock()
         self._own_rest: BinanceRestClient | None = None
+        self.test_deadline = KEY_TEST_DEADLINE
         self.venue: BinanceEngine | None = None  # set in Binance mode
         self.active_key_id: str | None = None
 
@@ -124,6 +136,7 @@ class ExchangeKeyService:
         return [_public(row) for row in await asyncio.to_thread(self._repo.all)]
 
     async def create(self, body: dict[str, Any]) -> str:
+        _check_types(ExchangeKeyCreate, body)
         exchange = _text(body.get("exchange")).lower()
         api_key, api_secret = _text(body.get("apiKey")), _text(body.get("apiSecret"))
         if not exchange or not api_key or not api_secret:
@@ -195,6 +208,7 @@ class ExchangeKeyService:
 
     # --- connection test --------------------------------------------------------------------
     async def test(self, body: dict[str, Any]) -> dict[str, Any]:
+        _check_types(ExchangeKeyTest, body)
         key_id = _text(body.get("keyId"))
         if key_id:
             row = await asyncio.to_thread(self._repo.get, key_id)
@@ -225,7 +239,12 @@ class ExchangeKeyService:
             self._settings.binance_trade_base_url if testnet else self._settings.binance_base_url
         )
         try:
-            outcome = await check_binance_key(self._rest(), base_url, credentials, exchange)
+            async with asyncio.timeout(self.test_deadline):
+                outcome = await check_binance_key(self._rest(), base_url, credentials, exchange)
+        except TimeoutError:
+            return result(
+                exchange, error=f"Connection failed: no answer within {self.test_deadline:g} s"
+            )
         except Exception as exc:
             log.exception("exchange key test failed")
             raise ApiError(500, "test_failed", type(exc).__name__) from exc

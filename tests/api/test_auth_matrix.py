@@ -130,6 +130,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/auth/me"): Route(AUTHENTICATED, 200),
     ("GET", "/docs"): Route(DOCS, 200),
     ("GET", "/docs/oauth2-redirect"): Route(DOCS, 200),
+    ("GET", "/redoc"): Route(DOCS, 200),
 }
 
 

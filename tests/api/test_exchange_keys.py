@@ -4,6 +4,7 @@ connection tests against the stand-in venue; credentials swapped into a running 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import uuid
@@ -93,6 +94,30 @@ async def test_create_refuses_incomplete_bodies(
     response = await gw.client.post("/api/exchange-keys", json=body)
     assert response.status_code == 400
     assert response.json() == {"error": "bad_params", "message": message}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "expected"),
+    [
+        ("/api/exchange-keys", {"exchange": "okx", "apiKey": "k", "apiSecret": "s",
+                                "passphrase": {}}, "passphrase", "string or null"),
+        ("/api/exchange-keys", {"exchange": "binance", "apiKey": 5, "apiSecret": "s"},
+         "apiKey", "string"),
+        ("/api/exchange-keys/test", {"exchange": "binance", "apiKey": "k", "apiSecret": "s",
+                                     "testnet": "no"}, "testnet", "boolean"),
+        ("/api/exchange-keys/test", {"keyId": ["x"]}, "keyId", "string or null"),
+    ],
+)  # fmt: skip
+async def test_fields_of_the_wrong_json_type_are_refused(
+    gw: Gateway, path: str, body: dict[str, Any], field: str, expected: str
+) -> None:
+    response = await gw.client.post(path, json=body)
+    assert (response.status_code, response.json()) == (400, {
+        "error": "bad_params", "message": "invalid field types",
+        "details": [{"field": field, "message": f"must be of type {expected}",
+                     "type": "type_error"}],
+    })  # fmt: skip
+    assert (await gw.client.get("/api/exchange-keys")).json() == {"keys": []}
 
 
 async def test_create_list_delete_without_ever_showing_secrets(
@@ -206,6 +231,37 @@ async def test_connection_test_failures(gw: Gateway) -> None:
     response = await gw.client.post("/api/exchange-keys/test", json={"keyId": "nope"})
     assert (response.status_code, response.json()) == (
         404, {"error": "not_found", "message": "Key not found"},
+    )  # fmt: skip
+
+
+async def test_connection_test_to_a_venue_that_does_not_resolve_fails_plainly(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(binance_trade_base_url="https://venue.veloz-gateway.invalid")
+    async with running_gateway(settings) as gw:
+        result = await key_test(gw, exchange="binance", apiKey="k", apiSecret="s")
+    assert (result["success"], result["balance"]) == (False, None)
+    assert result["error"].startswith("Connection failed: ConnectError"), result["error"]
+
+
+async def test_connection_test_to_a_venue_that_never_answers_ends_at_the_deadline(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async def hold_open(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accept the request, answer nothing until the client leaves
+        writer.close()
+
+    silent = await asyncio.start_server(hold_open, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    try:
+        settings = make_settings(binance_trade_base_url=f"http://127.0.0.1:{port}")
+        async with running_gateway(settings) as gw:
+            gw.runtime.exchange_keys.test_deadline = 0.2  # the venue's own timeout is longer
+            result = await key_test(gw, exchange="binance", apiKey="k", apiSecret="s")
+    finally:
+        silent.close()
+    assert (result["success"], result["error"]) == (
+        False, "Connection failed: no answer within 0.2 s",
     )  # fmt: skip
 
 

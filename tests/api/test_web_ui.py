@@ -127,7 +127,7 @@ async def test_client_side_routes_get_the_shell(gateway: Gateway) -> None:
 async def test_api_and_docs_paths_are_never_the_shell(gateway: Gateway) -> None:
     for path in (
         "/api", "/api/", "/api/nope", "/api/orders/1", "/docs/nope", "/docs-assets/nope.js",
-        "/redoc", "/metrics/x", "/health/x", "/openapi.json/x", "/ws", "/ws/stream",
+        "/redoc/x", "/metrics/x", "/health/x", "/openapi.json/x", "/ws", "/ws/stream",
     ):  # fmt: skip
         response = await gateway.client.get(path)
         assert response.status_code == 404, path
@@ -135,6 +135,7 @@ async def test_api_and_docs_paths_are_never_the_shell(gateway: Gateway) -> None:
         assert response.headers["content-type"] == "application/json", path
     for path, content_type in (
         ("/docs", HTML),
+        ("/redoc", HTML),
         ("/openapi.json", "application/json"),
         ("/health", "application/json"),
         ("/metrics", "text/plain; version=1.0.0; charset=utf-8"),

@@ -8,12 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from app.api.context import audit
-from app.api.deps import body_doc, read_object_body
+from app.api.deps import body_doc, read_object_body, required_query
 from app.api.security import require
 from app.auth.permissions import READ_CONFIG, WRITE_ORDERS
 from app.core.errors import ApiError
 from app.schemas.common import error_responses
 from app.schemas.exchange_keys import (
+    NOT_BLANK,
     ConnectionTestResult,
     ExchangeKeyCreate,
     ExchangeKeyCreated,
@@ -72,9 +73,15 @@ async def create_exchange_key(request: Request) -> ExchangeKeyCreated:
 )
 async def delete_exchange_key(
     request: Request,
-    key_id: Annotated[str | None, Query(description="The key's id.")] = None,
-    keyId: Annotated[str | None, Query(description="Same as key_id.")] = None,
+    key_id: Annotated[
+        str | None, required_query("The key's id (`keyId` also works).", pattern=NOT_BLANK)
+    ] = None,
+    keyId: Annotated[
+        str | None, Query(description="Same as `key_id`, the original's spelling.", deprecated=True)
+    ] = None,
 ) -> ExchangeKeyDeleted:
+    """Deletes the stored key named by `key_id` (or `keyId`); `400 bad_params` without one,
+    `404 not_found` for an unknown id."""
     wanted = (key_id or keyId or "").strip()
     if not wanted:
         raise ApiError(400, "bad_params", "key_id is required")

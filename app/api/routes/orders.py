@@ -3,12 +3,12 @@ from __future__ import annotations
 import time
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from app.api.context import audit
-from app.api.deps import OrderServiceDep, RuntimeDep, body_doc, read_object_body
+from app.api.deps import OrderServiceDep, RuntimeDep, body_doc, read_object_body, required_query
 from app.api.security import require
 from app.auth.permissions import READ_ORDERS, WRITE_CANCEL, WRITE_ORDERS
 from app.core.errors import ApiError, validation_details
@@ -160,8 +160,11 @@ async def list_order_states(runtime: RuntimeDep) -> OrderStatesResponse:
 )
 async def get_order_state(
     runtime: RuntimeDep,
-    client_order_id: Annotated[str | None, Query(description="The order's client id.")] = None,
+    client_order_id: Annotated[
+        str | None, required_query("The order's client id.", minLength=1, maxLength=64)
+    ] = None,
 ) -> OrderStateModel:
+    """The 12-field state of one order. A missing or blank id answers 400, an unknown one 404."""
     cid = (client_order_id or "").strip()
     if not cid:
         raise ApiError(400, "bad_params", "client_order_id is required")
