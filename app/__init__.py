@@ -1,3 +1,3 @@
 """veloz-gateway: the HTTP gateway in front of the VeloZ trading engine."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

@@ -29,10 +29,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one clear line, no traceback
         print(describe_settings_error(exc), file=sys.stderr)
         return 2
-    problems = settings.unavailable_features()
-    if problems:
-        print("invalid configuration: " + "; ".join(problems), file=sys.stderr)
-        return 2
 
     import uvicorn
 

@@ -8,14 +8,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import RedirectResponse
-from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel
 
 from app import __version__
 from app.api.routes import audit, auth, health, market, metrics, orders, stream, system
+from app.api.routes.exchange_keys import router as exchange_keys_router
 from app.api.routes.settings import router as settings_router
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
@@ -24,81 +21,11 @@ from app.middleware.body_limit import BodyLimitMiddleware
 from app.middleware.client_ip import ClientIpMiddleware
 from app.middleware.edge import CorsPolicy, EdgeMiddleware
 from app.observability.metrics import GatewayMetrics, RouteCachingInstrumentatorMiddleware
+from app.openapi import DESCRIPTION, TAGS, build_openapi, operation_id
 from app.runtime import Runtime
-from app.schemas.auth import ApiKeyCreate, LoginRequest, RefreshRequest, RoleChange, UserCreate
-from app.schemas.orders import CancelRequest, OrderRequest
-from app.schemas.settings import SettingsImport, SettingsUpdate
-from app.schemas.system import ConfigChange
 from app.services.runtime_config import load_overrides
-
-DESCRIPTION = """
-HTTP gateway in front of the VeloZ trading engine: orders, cancels, order state, balances and
-market data over REST, and every engine event live over Server-Sent Events (`/api/stream`).
-
-Errors are always JSON: `{"error": "<code>", "message": "...", "details": ...}`.
-"""
-
-TAGS = [
-    {"name": "health", "description": "Liveness and engine health."},
-    {"name": "market", "description": "Market prices from the engine."},
-    {"name": "orders", "description": "Place and cancel orders; read order state and events."},
-    {"name": "account", "description": "Balances, free and reserved."},
-    {"name": "config", "description": "The effective configuration."},
-    {"name": "execution", "description": "The execution venue."},
-    {"name": "stream", "description": "The live event stream (SSE)."},
-    {"name": "auth", "description": "Log in, refresh and log out (JWT, HS256)."},
-    {"name": "api-keys", "description": "API keys, sent as the `X-API-Key` header."},
-    {"name": "roles", "description": "Role assignments: viewer, trader, admin."},
-    {"name": "users", "description": "Users who can log in."},
-    {"name": "audit", "description": "The audit log: query, statistics, archive."},
-    {"name": "settings", "description": "GUI application settings: read, save, export, import."},
-    {"name": "metrics", "description": "Prometheus metrics."},
-]
-
-# Bodies read by hand (JSON or form) are not seen by FastAPI; their schemas are added here.
-EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (
-    OrderRequest, CancelRequest, LoginRequest, RefreshRequest, ApiKeyCreate, RoleChange,
-    UserCreate, ConfigChange, SettingsUpdate, SettingsImport,
-)  # fmt: skip
-
-
-def _operation_id(route: APIRoute) -> str:
-    return route.name
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    if app.openapi_schema:
-        return app.openapi_schema
-    schema = get_openapi(
-        title=app.title,
-        version=app.version,
-        description=app.description,
-        routes=app.routes,
-        tags=app.openapi_tags,
-    )
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    # Validation failures answer 400 bad_params with the error model, never FastAPI's 422.
-    for path in schema.get("paths", {}).values():
-        for operation in path.values():
-            responses = operation.get("responses", {})
-            if responses.pop("422", None) is not None and "400" not in responses:
-                responses["400"] = {
-                    "description": "Invalid input (`bad_params`)",
-                    "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/ErrorResponse"}
-                        }
-                    },
-                }
-    components.pop("HTTPValidationError", None)
-    components.pop("ValidationError", None)
-    for model in EXTRA_SCHEMAS:
-        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(model_schema.pop("$defs", {}))
-        components[model.__name__] = model_schema
-    schema["components"]["schemas"] = dict(sorted(components.items()))
-    app.openapi_schema = schema
-    return schema
+from app.web import BUILTIN_UI_DIR
+from app.web.static import StaticSite
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -111,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.jwt_secret.get_secret_value(),
             settings.api_key_secret.get_secret_value(),
             settings.binance_api_secret.get_secret_value(),
+            settings.master_key.get_secret_value(),
         ],
     )
 
@@ -137,9 +65,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
-        generate_unique_id_function=_operation_id,
+        generate_unique_id_function=operation_id,
         static_url="/docs-assets",
-        redoc_url=None,
+        redoc_url="/redoc",
+        swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
     )
     install_error_handlers(app)
     for router in (
@@ -156,13 +85,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth.users_router,
         audit.router,
         settings_router,
+        exchange_keys_router,
         metrics.router,
     ):
         app.include_router(router)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    # The web UI answers whatever no route matched: public files and the SPA fallback (F17).
+    site = StaticSite(settings.static_dir or BUILTIN_UI_DIR)
+    app.router.default = site.middleware(app.router.default)
 
     # Outermost last: the edge sees every response, including 413s and unexpected errors.
     app.add_middleware(BodyLimitMiddleware, max_body_size=settings.max_body_size)
@@ -188,5 +118,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             type="internal_error", component="http"
         ).inc(),
     )
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+    def openapi() -> dict[str, Any]:
+        if not app.openapi_schema:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

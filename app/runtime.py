@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.audit.entries import DEFAULT_POLICIES, RetentionPolicy
+from app.audit.entries import DEFAULT_POLICIES
 from app.audit.logger import AuditLogger
 from app.audit.retention import RetentionManager
 from app.auth.service import AuthService
@@ -23,9 +25,12 @@ from app.engine.sim import SimEngine
 from app.engine.stdio import StdioEngine
 from app.events.bus import Event, EventBus, now_ns
 from app.events.history import OrderHistory
-from app.execution.router import build_engine
+from app.execution.binance.engine import BinanceEngine
+from app.execution.binance.market import MarketSource
+from app.execution.router import build_engine, build_market_source
 from app.middleware.edge import CorsPolicy
 from app.observability.metrics import GatewayMetrics
+from app.services.exchange_keys import ExchangeKeyService
 from app.services.orders import OrderService
 from app.services.runtime_config import RuntimeConfig
 from app.services.settings import SettingsService
@@ -38,6 +43,8 @@ log = logging.getLogger("veloz.runtime")
 
 # Events kept in the database beyond the replay ring, so a restart can refill it.
 MIN_KEPT_EVENTS = 1000
+# While venue prices are this fresh (seconds), an external engine's own prices are dropped.
+VENUE_PRICE_FRESH = 5.0
 
 
 class Runtime:
@@ -48,9 +55,6 @@ class Runtime:
         cors: CorsPolicy | None = None,
         overrides: dict[str, Any] | None = None,
     ) -> None:
-        problems = settings.unavailable_features()
-        if problems:
-            raise ValueError("; ".join(problems))
         self.settings = settings
         self.started_at = now_ns()
         self.state = GatewayState()
@@ -73,15 +77,22 @@ class Runtime:
             on_backpressure=self.metrics.audit_backpressure.inc,
             enabled=settings.audit_log_enabled,
         )
-        policies = dict(DEFAULT_POLICIES)
+        policies = {
+            log_type: replace(policy, max_file_size_mb=settings.audit_archive_max_file_mb)
+            for log_type, policy in DEFAULT_POLICIES.items()
+        }
         for log_type, days in settings.audit_retention.items():
-            base = policies.get(log_type, DEFAULT_POLICIES["default"])
-            policies[log_type] = RetentionPolicy(days, base.archive_before_delete)
+            base = policies.get(log_type, policies["default"])
+            policies[log_type] = replace(base, retention_days=days)
         self.retention = RetentionManager(
             audit_repository, Path(settings.data_dir) / "audit" / "archive", policies
         )
         self._retention_task: asyncio.Task[None] | None = None
+        self.market_source: MarketSource | None = build_market_source(
+            settings, self._venue_price, self.bus.publish_many, now_ns
+        )
         self.gui_settings = SettingsService(self.db)
+        self.exchange_keys = ExchangeKeyService(self.db, settings)
         self.cors = cors or CorsPolicy(settings.cors_origins, settings.cors_credentials)
         self.config = RuntimeConfig(
             overrides or {}, save=ConfigRepository(self.db).save, apply_live=self.apply_live
@@ -101,6 +112,7 @@ class Runtime:
         self.audit.start()
         await self.auth.start()
         await self.gui_settings.start()
+        await self.exchange_keys.start()  # every replica serves /api/exchange-keys from the db
         snapshot = await asyncio.to_thread(self.repository.load, self.settings.event_buffer_size)
         state = self.state
         state.orders.restore(snapshot.orders)
@@ -133,6 +145,9 @@ class Runtime:
         state = self.state
         if isinstance(self.engine, StdioEngine):
             self.engine.open_orders = lambda: [o for o in self.state.orders if o.is_open]
+            self.engine.venue_prices_fresh = self._venue_prices_fresh
+        if isinstance(self.engine, BinanceEngine):
+            self._wire_venue(self.engine)
         if isinstance(self.engine, SimEngine):
             self.engine.restore(
                 state.account.balances(),
@@ -141,7 +156,13 @@ class Runtime:
             )
         self.bus.add_listener(self.writer.on_event)
         self.writer.start(durable_id)
+        if isinstance(self.engine, BinanceEngine):
+            await self.exchange_keys.attach_venue(self.engine)  # the stored key, before it starts
         await self.engine.start()
+        # Leader only: venue prices become events (or feed the simulator), and events get their
+        # ids on the leader alone; followers receive them through the shared stream.
+        if self.market_source is not None:
+            self.market_source.start()
         self._retention_task = asyncio.create_task(self._retention_loop(), name="veloz-retention")
 
     @property
@@ -155,6 +176,27 @@ class Runtime:
         if self.replication is not None and not self.replication.leading:
             return {"ok": self.replication.leader_alive}
         return await self.engine.ping()
+
+    def _wire_venue(self, engine: BinanceEngine) -> None:
+        """Venue mode: recovered open orders, the folded state and metrics reach the client."""
+        engine.open_orders = lambda: [
+            o for o in self.state.orders if o.is_open or o.status == "UNKNOWN"
+        ]
+        engine.tracker_lookup(self.state.orders.get)
+        self.metrics.watch_venue(engine)
+
+    def _venue_prices_fresh(self) -> bool:
+        """A venue price arrived less than 5 s ago (contract §6.6)."""
+        source = self.market_source
+        last = source.last_price_at if source is not None else None
+        return last is not None and time.monotonic() - last < VENUE_PRICE_FRESH
+
+    def _venue_price(self, symbol: str, price: Decimal, ts_ns: int) -> None:
+        """A venue price: the simulator matches against it; otherwise it is the market."""
+        if isinstance(self.engine, SimEngine):
+            self.engine.feed_price(symbol, price, ts_ns)
+        else:
+            self.bus.publish({"type": "market", "symbol": symbol, "ts_ns": ts_ns, "price": price})
 
     def _fold(self, event: Event) -> None:
         self.state.apply(event.data)
@@ -227,7 +269,10 @@ class Runtime:
             self._retention_task.cancel()
         if self.replication is not None:
             await self.replication.stop_following()
+        if self.market_source is not None:
+            await self.market_source.stop()
         await self.engine.stop()
+        await self.exchange_keys.stop()
         self.bus.close()
         await self.writer.stop()
         await self.auth.stop()

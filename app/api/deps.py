@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import Depends, Request
-from pydantic import BaseModel
+from fastapi import Depends, Query, Request
+from pydantic import BaseModel, ValidationError
 
 from app.core.config import Settings
 from app.core.errors import ApiError
@@ -36,13 +36,32 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 OrderServiceDep = Annotated[OrderService, Depends(get_order_service)]
 
 
+FORM = "application/x-www-form-urlencoded"
+FORM_SUFFIX = "Form"  # `<Model>Form`: the model's fields as a form can carry them (app.openapi)
+REQUIRED_PARAMETER = "x-veloz-required"  # turned into `required: true` by app.openapi
+
+
 def body_doc(model: type[BaseModel], *, form: bool = False) -> dict[str, Any]:
     """OpenAPI for a body read by hand (`read_object_body`): JSON, and forms where accepted."""
-    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    content = {"application/json": {"schema": ref}}
+    content: dict[str, Any] = {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+    }
     if form:
-        content["application/x-www-form-urlencoded"] = {"schema": ref}
-    return {"requestBody": {"required": True, "content": content}}
+        name = f"{model.__name__}{FORM_SUFFIX}"
+        content[FORM] = {"schema": {"$ref": f"#/components/schemas/{name}"}}
+    # A missing body reads as `{}` (contract §1.3), so it is optional where `{}` is valid.
+    try:
+        model.model_validate({})
+        required = False
+    except ValidationError:
+        required = True
+    return {"requestBody": {"required": required, "content": content}}
+
+
+def required_query(description: str, **schema: Any) -> Any:
+    """A query parameter documented as required that the handler checks itself, so a missing
+    or blank value gets the original's exact message (`<name> is required`)."""
+    return Query(description=description, json_schema_extra={REQUIRED_PARAMETER: True, **schema})
 
 
 async def read_object_body(request: Request, *, form_allowed: bool) -> dict[str, Any]:

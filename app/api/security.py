@@ -18,9 +18,19 @@ from app.auth.service import AuthService
 from app.core.errors import ApiError
 
 # Declared as FastAPI security schemes so OpenAPI documents them and Swagger can authorize.
-bearer_scheme = HTTPBearer(auto_error=False, description="An access token from /api/auth/login")
+BEARER_SCHEME = "bearerAuth"
+API_KEY_SCHEME = "apiKeyAuth"
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name=BEARER_SCHEME,
+    bearerFormat="JWT",
+    description="An access token from `POST /api/auth/login` (paste the token only).",
+)
 api_key_scheme = APIKeyHeader(
-    name="X-API-Key", auto_error=False, description="An API key from /api/auth/keys"
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name=API_KEY_SCHEME,
+    description="An API key (`veloz_...`) from `POST /api/auth/keys`.",
 )
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 ApiKeyDep = Annotated[str | None, Depends(api_key_scheme)]
@@ -52,27 +62,39 @@ def _identity(principal: Principal, request: Request) -> str:
     return f"ip:{client_ip(request)}"
 
 
-def require(permission: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency: the caller must hold `permission`."""
-
-    async def guard(request: Request, bearer: BearerDep, api_key: ApiKeyDep) -> Principal:
-        auth = auth_service(request)
-        if not auth.enabled:
-            request.scope["state"]["principal"] = ANONYMOUS
-            return ANONYMOUS
-        metrics = request.app.state.runtime.metrics
+async def _authenticate(
+    request: Request,
+    auth: AuthService,
+    bearer: HTTPAuthorizationCredentials | None,
+    api_key: str | None,
+) -> Principal:
+    """The caller (`anonymous` with auth off), or 401 recorded as `auth_failed`."""
+    if not auth.enabled:
+        principal = ANONYMOUS
+    else:
         try:
             principal = auth.authenticate(bearer.credentials if bearer else None, api_key)
             if auth.shared is not None:
                 await auth.check_revoked(principal)
         except ApiError as exc:
-            metrics.auth_failures.labels(reason=exc.code).inc()
+            request.app.state.runtime.metrics.auth_failures.labels(reason=exc.code).inc()
             await audit(request, "auth", "auth_failed",
                         {"path": request.url.path, "error": exc.code})  # fmt: skip
             raise
-        request.scope["state"]["principal"] = principal
+    request.scope["state"]["principal"] = principal
+    return principal
+
+
+def require(permission: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller must hold `permission`."""
+
+    async def guard(request: Request, bearer: BearerDep, api_key: ApiKeyDep) -> Principal:
+        auth = auth_service(request)
+        principal = await _authenticate(request, auth, bearer, api_key)
+        if not auth.enabled:
+            return principal
         if not principal.allows(permission):
-            metrics.auth_failures.labels(reason="forbidden").inc()
+            request.app.state.runtime.metrics.auth_failures.labels(reason="forbidden").inc()
             await audit(request, "access", "permission_denied",
                         {"path": request.url.path, "permission": permission})  # fmt: skip
             raise ApiError(403, "forbidden", f"Required permissions: {permission}")
@@ -81,6 +103,15 @@ def require(permission: str) -> Callable[..., Awaitable[Principal]]:
 
     guard.__name__ = f"require_{permission.replace(':', '_')}"
     return guard
+
+
+async def authenticated(request: Request, bearer: BearerDep, api_key: ApiKeyDep) -> Principal:
+    """A dependency: any caller the gateway can identify, whatever its permissions."""
+    auth = auth_service(request)
+    principal = await _authenticate(request, auth, bearer, api_key)
+    if auth.enabled:
+        await _limit(request, auth, _identity(principal, request))
+    return principal
 
 
 async def public_rate_limited(request: Request) -> None:

@@ -2,8 +2,10 @@
 
 Files are `<data dir>/audit/archive/<type>_<YYYY-MM-DD>.ndjson.gz`, one per type and day of the
 entries; a later run for the same day appends a gzip member, which readers see as one stream.
-Archives older than twice their type's retention are deleted. Work goes in batches, so other
-writers are never blocked for long.
+A file that has reached its type's `max_file_size_mb` is closed: the day continues in
+`<type>_<YYYY-MM-DD>.1.ndjson.gz`, `.2`, ... so no archive grows without bound. Archives older
+than twice their type's retention are deleted. Work goes in batches, so other writers are never
+blocked for long.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ log = logging.getLogger("veloz.audit")
 
 BATCH = 1000
 DAY = 86_400.0
-_ARCHIVE_NAME = re.compile(r"^(?P<type>.+)_(?P<date>\d{4}-\d{2}-\d{2})\.ndjson\.gz$")
+_ARCHIVE_NAME = re.compile(
+    r"^(?P<type>.+)_(?P<date>\d{4}-\d{2}-\d{2})(?:\.(?P<part>\d+))?\.ndjson\.gz$"
+)
+MIB = 1024 * 1024
 
 
 @dataclass
@@ -91,23 +96,40 @@ class RetentionManager:
             if not batch:
                 break
             if policy.archive_before_delete:
-                written |= self._append(entry for _, entry in batch)
+                written |= self._append((entry for _, entry in batch), policy)
                 stats.archived_entries += len(batch)
             # Deleted only once the archive holds them.
             self.repository.delete([entry_id for entry_id, _ in batch])
             stats.deleted_entries += len(batch)
         stats.archived_files += len(written)
 
-    def _append(self, entries: Iterable[AuditEntry]) -> set[Path]:
-        groups: dict[Path, list[AuditEntry]] = defaultdict(list)
+    def _append(self, entries: Iterable[AuditEntry], policy: RetentionPolicy) -> set[Path]:
+        groups: dict[tuple[str, str], list[AuditEntry]] = defaultdict(list)
         for entry in entries:
             day = datetime.fromtimestamp(entry.timestamp, UTC).strftime("%Y-%m-%d")
-            groups[self.archive_dir / f"{entry.log_type}_{day}.ndjson.gz"].append(entry)
-        for path, group in groups.items():
+            groups[(entry.log_type, day)].append(entry)
+        written: set[Path] = set()
+        for (log_type, day), group in groups.items():
+            path = self._open_part(log_type, day, policy.max_file_size_mb * MIB)
             lines = "".join(json.dumps(e.to_public(), default=str) + "\n" for e in group)
             with gzip.open(path, "at", encoding="utf-8") as handle:
                 handle.write(lines)
-        return set(groups)
+            written.add(path)
+        return written
+
+    def _open_part(self, log_type: str, day: str, max_bytes: int) -> Path:
+        """The day's newest archive part, or the next one once that part is full."""
+        part = 0
+        while True:
+            suffix = f".{part}" if part else ""
+            path = self.archive_dir / f"{log_type}_{day}{suffix}.ndjson.gz"
+            following = self.archive_dir / f"{log_type}_{day}.{part + 1}.ndjson.gz"
+            if following.exists():
+                part += 1
+                continue
+            if path.exists() and max_bytes > 0 and path.stat().st_size >= max_bytes:
+                return following
+            return path
 
     def _delete_old_archives(self, now: float, stats: ArchiveStats) -> None:
         for path in sorted(self.archive_dir.glob("*.ndjson.gz")):

@@ -74,6 +74,14 @@ class MemoryBuckets:
             del self._buckets[key]
 
 
+# A tiny refill rate (say 1e-300/s) would make the wait infinite; headers stay integers.
+MAX_WAIT_SECONDS = 100 * 365 * 86_400
+
+
+def _wait(seconds: float) -> int:
+    return int(min(seconds, MAX_WAIT_SECONDS))
+
+
 class RateLimiter:
     def __init__(self, store: BucketStore, capacity: int, refill: float) -> None:
         self.store = store
@@ -82,19 +90,23 @@ class RateLimiter:
 
     def check(self, identity: str, now: float | None = None) -> Decision:
         moment = time.monotonic() if now is None else now
+        wall = time.time()
         tokens = self.store.take(identity, self.capacity, self.refill, moment)
         allowed = tokens is not None
         if tokens is None:
             tokens = self.store.peek(identity, self.capacity, self.refill, moment)
-        return decide(allowed, tokens, self.capacity, self.refill)
+        return decide(allowed, tokens, self.capacity, self.refill, wall)
 
 
-def decide(allowed: bool, tokens: float, capacity: int, refill: float) -> Decision:
+def decide(
+    allowed: bool, tokens: float, capacity: int, refill: float, wall: float | None = None
+) -> Decision:
     """The answer for a bucket holding `tokens` after the request took one (or could not)."""
+    now = time.time() if wall is None else wall
     return Decision(
         allowed=allowed,
         limit=capacity,
         remaining=max(0, math.floor(tokens)),
-        reset_at=int(time.time()) + int((capacity - tokens) / refill),
-        retry_after=None if allowed else int((1 - tokens) / refill) + 1,
+        reset_at=int(now) + _wait((capacity - tokens) / refill),
+        retry_after=None if allowed else _wait((1 - tokens) / refill) + 1,
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from app.auth.login_limit import LoginFailures, MemoryLoginFailures
 from app.auth.passwords import PasswordHasher
 from app.auth.permissions import DEFAULT_ROLES, Principal
+from app.auth.profile import AuthStatus, CallerProfile, auth_status, caller_profile
 from app.auth.ratelimit import Decision, MemoryBuckets, RateLimiter, decide
 from app.auth.records import ApiKey, RoleAssignment, User
 from app.auth.secrets import load_or_create
@@ -171,6 +172,13 @@ class AuthService:
                 key_id=key.key_id,
             )  # fmt: skip
         raise _unauthorized("authentication_required")
+
+    def status(self) -> AuthStatus:
+        """Public: whether callers must authenticate, and how they can."""
+        return auth_status(self.enabled)
+
+    def profile(self, principal: Principal) -> CallerProfile:
+        return caller_profile(principal)
 
     async def rate_limit(self, identity: str) -> Decision:
         if self.shared is None:

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     leader_lease_ms: int = Field(3000, ge=500, le=60_000)
 
     # --- market and execution ---------------------------------------------------------------
-    market_source: Literal["sim", "binance_rest"] = "sim"
+    market_source: Literal["sim", "binance_rest", "binance_ws"] = "sim"
     market_symbol: str = "BTCUSDT"
     market_symbols: CommaList = []
     execution_mode: Literal["sim_engine", "binance_testnet_spot"] = "sim_engine"
@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     binance_api_key: str = ""
     binance_api_secret: SecretStr = SecretStr("")
     binance_ws_base_url: str = "wss://testnet.binance.vision/ws"
+    # Binance connectivity beyond the original: the WebSocket API carries the user-data stream.
+    binance_ws_api_url: str = "wss://ws-api.testnet.binance.vision/ws-api/v3"
+    binance_market_ws_url: str = "wss://stream.binance.com:9443"
+    binance_recv_window: int = Field(5000, ge=1, le=60_000)
+    binance_weight_budget: int = Field(4800, ge=1, lt=6000)  # of the venue's 6000 per minute
+    master_key: SecretStr = SecretStr("")  # encrypts stored exchange secrets
 
     engine_cmd: str = ""  # an external engine process instead of the in-process simulator
 
@@ -141,6 +147,8 @@ class Settings(BaseSettings):
     audit_retention: Annotated[dict[str, int], NoDecode] = {}  # log type -> days
     audit_queue_size: int = Field(10_000, ge=1)
     audit_cleanup_interval_hours: float = Field(24.0, gt=0)
+    # An archive file this large is closed and the day goes on in a new part.
+    audit_archive_max_file_mb: int = Field(100, ge=1)
 
     # --- validators -------------------------------------------------------------------------
     @field_validator(
@@ -191,6 +199,16 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR network") from exc
         return value
+
+    @field_validator("static_dir", mode="before")
+    @classmethod
+    def _static_dir(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        path = Path(value).expanduser()
+        if not (path / "index.html").is_file():
+            raise ValueError(f"{str(path)!r} is not a directory holding index.html")
+        return path
 
     @field_validator("market_symbols")
     @classmethod
@@ -254,21 +272,6 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'veloz.db').as_posix()}"
-
-    def unavailable_features(self) -> list[str]:
-        """Settings that ask for something this build cannot do, each as one clear line."""
-        problems = []
-        if self.execution_mode != "sim_engine":
-            problems.append(
-                f"VELOZ_EXECUTION_MODE={self.execution_mode}: Binance execution is not part of "
-                "this build yet; use sim_engine"
-            )
-        if self.market_source != "sim":
-            problems.append(
-                f"VELOZ_MARKET_SOURCE={self.market_source}: Binance market data is not part of "
-                "this build yet; use sim"
-            )
-        return problems
 
     @property
     def binance_trade_enabled(self) -> bool:
@@ -336,9 +339,12 @@ YAML_KEYS: dict[tuple[str, str], str] = {
     ("binance", "api_key"): "binance_api_key",
     ("binance", "api_secret"): "binance_api_secret",
     ("binance", "ws_base_url"): "binance_ws_base_url",
+    ("binance", "ws_api_url"): "binance_ws_api_url",
+    ("binance", "market_ws_url"): "binance_market_ws_url",
     ("audit", "enabled"): "audit_log_enabled",
     ("audit", "retention"): "audit_retention",
     ("audit", "cleanup_interval_hours"): "audit_cleanup_interval_hours",
+    ("audit", "max_file_size_mb"): "audit_archive_max_file_mb",
     ("logging", "level"): "log_level",
     ("logging", "format"): "log_format",
 }

@@ -16,7 +16,7 @@ from app.events.bus import Event
 from app.events.history import ORDER_HISTORY_SIZE
 from app.state.account import Balance
 from app.state.market import Quote
-from app.state.orders import ORDER_HISTORY_EVENTS, OrderState
+from app.state.orders import OrderState, is_order_related
 
 EVENTS: Table = EventRow.__table__  # type: ignore[attr-defined]
 ORDERS: Table = OrderRow.__table__  # type: ignore[attr-defined]
@@ -170,7 +170,7 @@ class StateRepository:
                         {
                             "id": e.id,
                             "type": e.type,
-                            "order_related": e.type in ORDER_HISTORY_EVENTS,
+                            "order_related": is_order_related(e.type, e.data),
                             "payload": e.json,
                         }
                         for e in batch.events

@@ -25,6 +25,10 @@ class EngineUnavailable(Exception):
     """The engine cannot take commands right now (not started, crashed, restarting)."""
 
 
+class VenueNotConfigured(Exception):
+    """The venue needs credentials that are not configured."""
+
+
 @dataclass(frozen=True, slots=True)
 class OrderCommand:
     client_order_id: str
@@ -43,6 +47,7 @@ class OrderAck:
     status: str | None
     venue_order_id: str | None = None
     reason: str | None = None
+    details: Any = None  # the venue's answer when it refused or its outcome is unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,7 @@ class CancelAck:
     cancelled: bool
     status: str | None
     reason: str | None = None
+    details: Any = None
 
 
 class Engine(ABC):

@@ -71,6 +71,8 @@ class SimEngine(Engine):
             liquidity=settings.sim_liquidity,
         )
         self._initial_balances = settings.sim_balances
+        # With venue market data the simulator matches against those prices, not a random walk.
+        self.external_prices = settings.market_source != "sim"
         self._task: asyncio.Task[None] | None = None
         self._running = False
 
@@ -147,7 +149,8 @@ class SimEngine(Engine):
             ]
         )
         self._running = True
-        self._task = asyncio.create_task(self._ticker(), name="veloz-sim-market")
+        if not self.external_prices:
+            self._task = asyncio.create_task(self._ticker(), name="veloz-sim-market")
 
     async def stop(self) -> None:
         self._running = False
@@ -174,6 +177,11 @@ class SimEngine(Engine):
         for market in self.exchange.markets.values():
             events += self.exchange.on_price(market.symbol, self._walk.step(market.price), now)
         self._publish(events)
+
+    def feed_price(self, symbol: str, price: Decimal, ts_ns: int) -> None:
+        """A price from outside (venue market data): publish it and match what it reaches."""
+        if symbol in self.exchange.markets:
+            self._publish(self.exchange.on_price(symbol, price, ts_ns))
 
     # --- commands ---------------------------------------------------------------------------
     async def place_order(self, command: OrderCommand) -> OrderAck:

@@ -52,6 +52,8 @@ class StdioEngine(Engine):
         self.restarts = 0
         # Set by the runtime: the orders to hand to a (re)started process.
         self.open_orders: Callable[[], list[OrderState]] = list
+        # Set by the runtime: True while a venue market source delivered a price recently.
+        self.venue_prices_fresh: Callable[[], bool] = lambda: False
 
     @property
     def connected(self) -> bool:
@@ -164,6 +166,8 @@ class StdioEngine(Engine):
                 waiter = self._orders.get(cid)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(event)
+        if kind == "market" and self.venue_prices_fresh():
+            return  # venue market data is live: the engine's own prices are dropped (§6.6)
         self._publish([event])
 
     def _fail_waiters(self) -> None:

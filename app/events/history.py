@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import Iterable
 
 from app.events.bus import Event
-from app.state.orders import ORDER_HISTORY_EVENTS
+from app.state.orders import is_order_related
 
 ORDER_HISTORY_SIZE = 200
 
@@ -19,7 +19,7 @@ class OrderHistory:
         self._events.extend(events)
 
     def on_event(self, event: Event) -> None:
-        if event.type in ORDER_HISTORY_EVENTS:
+        if is_order_related(event.type, event.data):
             self._events.append(event)
 
     def events(self) -> list[Event]:

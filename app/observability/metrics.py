@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -27,6 +27,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.events.bus import Event
 
+if TYPE_CHECKING:
+    from app.execution.binance.engine import BinanceEngine
+
 HTTP_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 SIZE_BUCKETS = (100, 500, 1e3, 5e3, 1e4, 5e4, 1e5, 5e5, 1e6)
 ORDER_LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1)
@@ -37,6 +40,7 @@ KNOWN_ENGINE_ERRORS = frozenset(
     {
         "duplicate_client_order_id", "unknown_order", "order_not_open", "bad_command",
         "cancel_rejected", "engine_exited", "partially_filled_order_not_restored",
+        "market_source_error", "binance_poll_error", "user_stream_error", "user_stream_closed",
     }
 )  # fmt: skip
 
@@ -151,6 +155,58 @@ class GatewayMetrics:
             "veloz_websocket_reconnects_total", "Venue WebSocket reconnects", ["exchange"],
             registry=registry,
         )  # fmt: skip
+
+        # Venue limits and the user-data stream (Binance mode).
+        self.venue_used_weight = Gauge(
+            "veloz_binance_used_weight_1m", "Request weight used this minute, as the venue "
+            "reports it", registry=registry,
+        )  # fmt: skip
+        self.venue_banned = Gauge(
+            "veloz_binance_banned", "1 while calls are held back: 418 ban or 429 back-off",
+            ["kind"], registry=registry,
+        )  # fmt: skip
+        self.venue_limit_hits = Counter(
+            "veloz_binance_limit_responses_total", "429 and 418 answers from the venue",
+            ["status"], registry=registry,
+        )  # fmt: skip
+        self.venue_user_stream = Gauge(
+            "veloz_binance_user_stream_connected", "1 while the user-data subscription is "
+            "confirmed", registry=registry,
+        )  # fmt: skip
+
+    def watch_venue(self, engine: BinanceEngine) -> None:
+        """Venue gauges read at scrape time; calls and reconnects counted as they happen."""
+        limits, stream = engine.limits, engine.stream
+        self.venue_used_weight.set_function(lambda: float(limits.current_weight()))
+        self.venue_banned.labels(kind="418").set_function(
+            lambda: 1.0 if limits.snapshot()["banned"] else 0.0
+        )
+        self.venue_banned.labels(kind="429").set_function(
+            lambda: 1.0 if limits.snapshot()["backing_off"] else 0.0
+        )
+        connected = lambda: 1.0 if stream.connected else 0.0  # noqa: E731
+        self.venue_user_stream.set_function(connected)
+        self.websocket_connected.set_function(connected)
+        seen_up = False
+
+        def on_state(up: bool) -> None:
+            nonlocal seen_up
+            if up and seen_up:
+                self.websocket_reconnects.labels(exchange="binance").inc()
+            seen_up = seen_up or up
+
+        stream.on_state = on_state
+
+        def on_call(endpoint: str, seconds: float, error_type: str | None) -> None:
+            self.exchange_latency.labels(exchange="binance", endpoint=endpoint).observe(seconds)
+            if error_type is not None:
+                self.exchange_errors.labels(exchange="binance", error_type=error_type).inc()
+            if error_type == "rate_limited":
+                self.venue_limit_hits.labels(status="429").inc()
+            elif error_type == "ip_banned":
+                self.venue_limit_hits.labels(status="418").inc()
+
+        engine.rest.observe = on_call
 
     def watch(
         self,

@@ -55,6 +55,28 @@ class FileSummary(BaseModel):
 
 
 class AuditStatsResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "active",
+                    "policies": {
+                        "auth": {
+                            "retention_days": 90,
+                            "archive_before_delete": True,
+                            "max_file_size_mb": 100,
+                        }
+                    },
+                    "entries": {"auth": 12, "order": 40},
+                    "total_entries": 52,
+                    "archive_files": {"auth": {"count": 1, "size_bytes": 2048}},
+                    "archive_size_bytes": 2048,
+                    "queue_depth": 0,
+                }
+            ]
+        }
+    )
+
     status: str = "active"
     policies: dict[str, RetentionPolicyModel]
     entries: dict[str, int] = Field(description="Entries in the log, per log type.")
@@ -74,5 +96,23 @@ class ArchiveStatsModel(BaseModel):
 
 
 class ArchiveResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ok": True,
+                    "stats": {
+                        "archived_files": 1,
+                        "deleted_files": 0,
+                        "bytes_freed": 0,
+                        "errors": [],
+                        "archived_entries": 120,
+                        "deleted_entries": 120,
+                    },
+                }
+            ]
+        }
+    )
+
     ok: bool = True
     stats: ArchiveStatsModel

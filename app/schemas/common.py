@@ -6,6 +6,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# A positive decimal written as text (forms, environment-style values): no sign but `+`, no
+# exponent, not zero.
+POSITIVE_DECIMAL_TEXT = (
+    r"^\s*\+?(0*[1-9][0-9]*(\.[0-9]*)?|0*\.[0-9]*[1-9][0-9]*|0+\.[0-9]*[1-9][0-9]*)\s*$"
+)
+
 
 class ErrorResponse(BaseModel):
     """Every error: a machine-readable code, optionally a message and details."""

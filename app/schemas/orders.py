@@ -6,6 +6,9 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.config import JsonDict
+
+from app.schemas.common import POSITIVE_DECIMAL_TEXT
 
 ClientOrderId = Annotated[
     str,
@@ -16,7 +19,21 @@ ClientOrderId = Annotated[
         description="Your id for the order: printable ASCII, no spaces, at most 64 characters.",
     ),
 ]
-Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+# A positive decimal, as a JSON number or as text (forms, and JSON clients that send strings).
+Positive = Annotated[
+    Decimal,
+    Field(
+        gt=0,
+        allow_inf_nan=False,
+        json_schema_extra={
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": POSITIVE_DECIMAL_TEXT},
+            ]
+        },
+    ),
+]
+SYMBOL_PATTERN = r"^[A-Za-z0-9]+$"
 
 
 class OrderRequest(BaseModel):
@@ -25,6 +42,10 @@ class OrderRequest(BaseModel):
     model_config = ConfigDict(
         extra="ignore",
         json_schema_extra={
+            # A limit order (the default type) needs a price; a market order ignores it.
+            "if": {"properties": {"order_type": {"const": "market"}}, "required": ["order_type"]},
+            "then": {},
+            "else": {"required": ["price"], "properties": {"price": {"not": {"type": "null"}}}},
             "examples": [
                 {
                     "side": "BUY",
@@ -34,13 +55,16 @@ class OrderRequest(BaseModel):
                     "client_order_id": "my-order-1",
                 },
                 {"side": "SELL", "symbol": "BTCUSDT", "qty": 0.5, "order_type": "market"},
-            ]
+            ],
         },
     )
 
     side: Literal["BUY", "SELL"] = Field("BUY", description="`BUY` or `SELL`, any case.")
     symbol: str | None = Field(
-        None, max_length=20, description="Defaults to the configured VELOZ_MARKET_SYMBOL."
+        None,
+        max_length=20,
+        pattern=SYMBOL_PATTERN,
+        description="Letters and digits; defaults to the configured VELOZ_MARKET_SYMBOL.",
     )
     qty: Positive = Field(description="Quantity in the base asset; must be > 0.")
     order_type: Literal["limit", "market"] = "limit"
@@ -54,10 +78,15 @@ class OrderRequest(BaseModel):
         None, description="Defaults to `web-<epoch ms>`. Retrying with the same id is safe."
     )
 
-    @field_validator("side", "symbol", "time_in_force", mode="before")
+    @field_validator("side", "time_in_force", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("symbol", mode="before")
+    @classmethod
+    def _symbol_upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("order_type", mode="before")
     @classmethod
@@ -91,7 +120,7 @@ class CancelRequest(BaseModel):
     )
 
     client_order_id: ClientOrderId
-    symbol: str | None = Field(None, max_length=20)
+    symbol: str | None = Field(None, max_length=20, description="Informational in the simulator.")
 
     @field_validator("client_order_id", "symbol", mode="before")
     @classmethod
@@ -146,31 +175,22 @@ class CancelResponse(BaseModel):
     ok: bool
     client_order_id: str
     status: str | None = None
+    error: str | None = Field(None, description="`binance_error` when the venue refused.")
+    details: Any = Field(None, description="The venue's answer when it refused.")
+
+
+ORDER_STATE_EXAMPLE: JsonDict = {
+    "client_order_id": "c1", "symbol": "BTCUSDT", "side": "BUY", "order_type": "limit",
+    "order_qty": 0.002, "limit_price": 50000.0, "venue_order_id": "sim-1",
+    "status": "PARTIALLY_FILLED", "reason": None, "executed_qty": 0.001, "avg_price": 50000.0,
+    "last_ts_ns": 1795490829314818776,
+}  # fmt: skip
 
 
 class OrderStateModel(BaseModel):
     """An order's folded state: always these 12 fields, in this order."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "client_order_id": "c1",
-                    "symbol": "BTCUSDT",
-                    "side": "BUY",
-                    "order_type": "limit",
-                    "order_qty": 0.002,
-                    "limit_price": 50000.0,
-                    "venue_order_id": "sim-1",
-                    "status": "PARTIALLY_FILLED",
-                    "reason": None,
-                    "executed_qty": 0.001,
-                    "avg_price": 50000.0,
-                    "last_ts_ns": 1795490829314818776,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [ORDER_STATE_EXAMPLE]})
 
     client_order_id: str
     symbol: str | None
@@ -189,6 +209,8 @@ class OrderStateModel(BaseModel):
 
 
 class OrderStatesResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [ORDER_STATE_EXAMPLE]}]})
+
     items: list[OrderStateModel]
 
 

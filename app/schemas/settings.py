@@ -19,13 +19,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, RootModel
 
 _SECTION = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
 NonNegative = Annotated[float, Field(ge=0)]
-Count = Annotated[int, Field(ge=0)]
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 5.0 as an integer, so a whole float is one; anything else is left for
+    the strict integer check (which refuses 5.5, "5" and booleans)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Integer = Annotated[int, BeforeValidator(_integral)]
+Count = Annotated[int, Field(ge=0), BeforeValidator(_integral)]
 
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$"
 SYMBOL_PATTERN = r"^[A-Za-z0-9]{2,20}$"
@@ -104,9 +113,9 @@ class RiskSettings(BaseModel):
 class AdvancedSettings(BaseModel):
     model_config = _SECTION
 
-    apiRateLimit: int = Field(10, ge=1, description="Requests per second.")
+    apiRateLimit: Integer = Field(10, ge=1, description="Requests per second.")
     websocketReconnectDelay: Count = Field(5000, description="Milliseconds.")
-    orderBookDepth: int = Field(20, ge=1, le=5000)
+    orderBookDepth: Integer = Field(20, ge=1, le=5000)
     logLevel: Literal["debug", "info", "warn", "error"] = "info"
     telemetry: bool = True
 
@@ -174,20 +183,72 @@ class SettingsSectionUpdate(BaseModel):
 class SettingsUpdate(RootModel[SettingsSectionUpdate | SettingsConfig]):
     """The body of POST /api/settings: one section's changes, or a whole new document."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"section": "general", "data": {"theme": "dark"}}, default_settings()]
+        }
+    )
+
+    @classmethod
+    def openapi_refine(cls, components: dict[str, Any]) -> None:
+        """A known section's `data` must suit that section (the merged section is validated);
+        any other section takes any object."""
+        known = list(SECTION_MODELS)
+        update = components["SettingsSectionUpdate"]
+        update["anyOf"] = [
+            {
+                "properties": {
+                    "section": {"const": name},
+                    "data": {"$ref": f"#/components/schemas/{model.__name__}"},
+                }
+            }
+            for name, model in SECTION_MODELS.items()
+        ] + [{"properties": {"section": {"not": {"enum": known}}}}]
+
 
 class SettingsImport(BaseModel):
     """The body of POST /api/settings/import: the document, or its JSON text (an exported
     file)."""
 
-    config: str | SettingsConfig
+    model_config = ConfigDict(json_schema_extra=lambda schema: _exported_text(schema))
+
+    config: SettingsConfig | str
+
+
+def _exported_text(schema: dict[str, Any]) -> None:
+    """The text form of `config` is an exported file: JSON holding a settings document."""
+    branches = schema["properties"]["config"]["anyOf"]
+    document = next(branch for branch in branches if "$ref" in branch)
+    text = next(branch for branch in branches if branch.get("type") == "string")
+    text.update(minLength=1, contentMediaType="application/json", contentSchema=dict(document))
+    text["description"] = "An exported file's text."
+    schema["examples"] = [
+        {"config": {"general": {"theme": "dark"}, "trading": {}, "risk": {}, "advanced": {}}}
+    ]
 
 
 class SettingsSaved(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"ok": True, "settings": default_settings()}]}
+    )
+
     ok: bool = True
     settings: SettingsConfig = Field(description="The settings now in effect.")
 
 
 class SettingsImported(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ok": True,
+                    "message": "Configuration imported successfully",
+                    "settings": default_settings(),
+                }
+            ]
+        }
+    )
+
     ok: bool = True
     message: str = "Configuration imported successfully"
     settings: SettingsConfig = Field(description="The document as saved, not merged with defaults.")

@@ -6,8 +6,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.common import POSITIVE_DECIMAL_TEXT
+
 
 class HealthResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"ok": True}]})
+
     ok: bool = Field(True, examples=[True])
 
 
@@ -44,7 +48,7 @@ class ConfigResponse(BaseModel):
         }
     )
 
-    market_source: Literal["sim", "binance_rest"]
+    market_source: Literal["sim", "binance_rest", "binance_ws"]
     market_symbol: str
     binance_base_url: str | None
     execution_mode: Literal["sim_engine", "binance_testnet_spot"]
@@ -59,13 +63,40 @@ class ConfigResponse(BaseModel):
     )
 
 
-class ConfigChange(BaseModel):
-    """Settings to change, by name, e.g. `{"rate_limit_capacity": 50}`."""
+def _changeable_settings(schema: dict[str, Any]) -> None:
+    """Document exactly the settings POST /api/config accepts, with the JSON types it takes:
+    lists also as comma-separated text and positive decimals also as text, as in the
+    environment; any other name answers 400."""
+    from app.core.config import Settings
+    from app.services.runtime_config import ACCEPTED_FIELDS, LIVE_FIELDS
 
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={"examples": [{"rate_limit_capacity": 50, "log_level": "debug"}]},
-    )
+    settings = Settings.model_json_schema()["properties"]
+    properties: dict[str, Any] = {}
+    for name in sorted(ACCEPTED_FIELDS):
+        prop = {k: v for k, v in settings[name].items() if k not in ("default", "title")}
+        branches = prop.pop("anyOf", None)
+        if branches:  # a decimal: a number, or text when it only has to be positive
+            number = branches[0]
+            prop.update(number)
+            if number.get("exclusiveMinimum") == 0 and "maximum" not in number:
+                prop = {"anyOf": [number, {"type": "string", "pattern": POSITIVE_DECIMAL_TEXT}]}
+        if prop.get("type") == "array":
+            prop = {"anyOf": [prop, {"type": "string", "description": "Comma-separated."}]}
+        if name == "audit_retention":
+            prop["additionalProperties"] = {"type": "integer", "minimum": 1}
+        when = "applied at once" if name in LIVE_FIELDS else "used from the next start"
+        prop["description"] = f"VELOZ_{name.upper()}; {when}."
+        properties[name] = prop
+    schema["properties"] = properties
+    schema["additionalProperties"] = False
+    schema["examples"] = [{"rate_limit_capacity": 50, "log_level": "debug"}]
+
+
+class ConfigChange(BaseModel):
+    """Settings to change, by name (as in GET /api/config's `effective`). Live settings apply
+    at once; the others are stored and used from the next start."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_changeable_settings)
 
 
 class ConfigChangeResponse(BaseModel):
@@ -90,3 +121,8 @@ class ExecutionPingResponse(BaseModel):
     ok: bool
     error: str | None = None
     result: Any = None
+    details: dict[str, Any] | None = Field(
+        None,
+        description="Venue mode: request weight used and budget, 429/418 back-off, clock "
+        "offset, user-data stream state.",
+    )

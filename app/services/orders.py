@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 from app.core.errors import ApiError
 from app.core.jsonutil import plain_decimal
 from app.db.writer import StateWriter, StorageUnavailable
-from app.engine.base import Engine, EngineUnavailable, OrderCommand
+from app.engine.base import Engine, EngineUnavailable, OrderCommand, VenueNotConfigured
 from app.state.orders import OrderState, OrderStore
 
 
@@ -22,6 +23,7 @@ class OrderResult:
     error: str | None = None
     message: str | None = None
     replayed: bool = False  # an idempotent retry: nothing new was created
+    details: Any = None  # the venue's answer when it refused, or when the outcome is unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,8 @@ class CancelResult:
     ok: bool
     client_order_id: str
     status: str | None
+    error: str | None = None
+    details: Any = None
 
 
 def fingerprint(command: OrderCommand) -> str:
@@ -46,19 +50,25 @@ def fingerprint(command: OrderCommand) -> str:
     )
 
 
+UNKNOWN_OUTCOME = "execution_status_unknown"
+
+
 def _result(
-    cid: str, accepted: bool, venue_order_id: str | None, status: str | None, reason: str | None
+    cid: str,
+    accepted: bool,
+    venue_order_id: str | None,
+    status: str | None,
+    reason: str | None,
+    details: Any = None,
 ) -> OrderResult:
     if accepted:
         return OrderResult(True, cid, venue_order_id, status)
     reason = reason or "rejected"
+    message = f"the order was rejected: {reason}"
+    if reason == UNKNOWN_OUTCOME:
+        message = "the venue did not confirm the order; its state is being reconciled"
     return OrderResult(
-        False,
-        cid,
-        venue_order_id,
-        status,
-        error=reason,
-        message=f"the order was rejected: {reason}",
+        False, cid, venue_order_id, status, error=reason, message=message, details=details
     )
 
 
@@ -66,7 +76,7 @@ def _result_of(order: OrderState) -> OrderResult:
     """The answer to a retry, rebuilt from what the order is now."""
     return _result(
         order.client_order_id,
-        order.status != "REJECTED",
+        order.status not in ("REJECTED", "UNKNOWN"),
         order.venue_order_id,
         order.status,
         order.reason,
@@ -123,6 +133,8 @@ class OrderService:
                 ack = await self._engine.place_order(command)
             except EngineUnavailable as exc:
                 raise _unavailable(exc) from exc
+            except VenueNotConfigured as exc:
+                raise ApiError(400, "binance_not_configured", str(exc)) from exc
             order = self._orders.note_order_params(
                 cid,
                 symbol=command.symbol,
@@ -140,7 +152,7 @@ class OrderService:
         finally:
             del self._inflight[cid]
             done.set_result(None)
-        return _result(cid, ack.accepted, ack.venue_order_id, ack.status, ack.reason)
+        return _result(cid, ack.accepted, ack.venue_order_id, ack.status, ack.reason, ack.details)
 
     async def cancel(self, client_order_id: str, symbol: str | None) -> CancelResult:
         order = self._orders.get(client_order_id)
@@ -157,7 +169,13 @@ class OrderService:
             ack = await self._engine.cancel_order(client_order_id, symbol or order.symbol)
         except EngineUnavailable as exc:
             raise _unavailable(exc) from exc
+        except VenueNotConfigured as exc:
+            raise ApiError(400, "binance_not_configured", str(exc)) from exc
         await self._durable()
+        if not ack.cancelled and ack.details is not None:
+            # K11: the venue refused (or did not answer); HTTP 200 with its answer. F8: the
+            # order's state is left as it was.
+            return CancelResult(False, client_order_id, None, ack.reason, ack.details)
         if not ack.cancelled:
             raise ApiError(
                 409,

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
 from app.core.errors import ApiError, validation_details
+from app.schemas.json_types import json_type_errors as model_type_errors
 
 log = logging.getLogger("veloz.config")
 
@@ -83,6 +84,13 @@ def with_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
     return Settings.model_validate(values)
 
 
+def json_type_errors(changes: dict[str, Any]) -> list[dict[str, Any]]:
+    """Changes whose JSON type is not the documented one (ConfigChange)."""
+    from app.schemas.system import ConfigChange
+
+    return model_type_errors(ConfigChange, changes)
+
+
 def redacted(settings: Settings) -> dict[str, Any]:
     """Every setting, JSON-ready, secrets shown only as set or not."""
     out: dict[str, Any] = {}
@@ -127,6 +135,9 @@ class RuntimeConfig:
                 400, "bad_params", f"these settings cannot be changed at run time: {unknown}",
                 details={"accepted": sorted(ACCEPTED_FIELDS)},
             )  # fmt: skip
+        mistyped = json_type_errors(changes)
+        if mistyped:
+            raise ApiError(400, "bad_params", "invalid configuration", mistyped)
         try:
             updated = with_overrides(settings, changes)
         except ValidationError as exc:

@@ -55,11 +55,15 @@ class AccountStore:
         return self._balances.get(asset)
 
     def apply(self, event: Mapping[str, Any]) -> bool:
-        """Fold an engine `account` event: a full snapshot replaces the whole map."""
+        """Fold an `account` event: a full snapshot replaces the whole map; one marked
+        `partial` (a venue's changed assets only) merges per asset (F9)."""
         if event.get("type") != "account":
             return False
         balances = parse_balances(event.get("balances"))
         ts_ns = event.get("ts_ns")
+        if balances and event.get("partial"):
+            self.merge(balances, int(ts_ns) if ts_ns is not None else None)
+            return True
         if balances:
             self._balances = {b.asset: b for b in balances}
         elif ts_ns is None:

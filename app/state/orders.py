@@ -13,11 +13,20 @@ from app.core.jsonutil import to_decimal
 ORDER_STATE_EVENTS = frozenset({"order_received", "order_update", "fill", "order_state"})
 # Event types kept in the /api/orders history (contract §4.4).
 ORDER_HISTORY_EVENTS = frozenset({"order_received", "order_update", "fill", "error"})
+# Errors that are about market data, not orders: never in the history (contract §7.2).
+MARKET_ERRORS = frozenset({"market_source_error"})
 FINAL_STATUSES = frozenset({"FILLED", "CANCELLED", "REJECTED", "EXPIRED"})
 OPEN_STATUSES = frozenset({"PENDING", "ACCEPTED", "PARTIALLY_FILLED"})
 # A fill never moves an order out of these (contract §6.4).
 _FILL_KEEPS = frozenset({"CANCELLED", "REJECTED", "EXPIRED"})
 _FILL_TOLERANCE = Decimal("1e-12")
+
+
+def is_order_related(kind: str, data: Mapping[str, Any]) -> bool:
+    """Whether an event belongs in the /api/orders history."""
+    if kind == "error":
+        return data.get("message") not in MARKET_ERRORS
+    return kind in ORDER_HISTORY_EVENTS
 
 
 def _truthy(value: Any) -> bool:

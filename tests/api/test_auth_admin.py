@@ -691,6 +691,7 @@ async def test_create_user_errors(gw: Gateway) -> None:
         ({"user_id": "lena", "password": "1234567"}, password_message),
         ({"user_id": "lena", "password": 123456789}, password_message),
         ({"user_id": "lena", "password": "long-enough", "roles": "trader"}, "roles must be a list"),
+        ({"user_id": "lena", "password": "long-enough", "roles": {}}, "roles must be a list"),
         (
             {"user_id": "lena", "password": "long-enough", "roles": ["god"]},
             f"Invalid roles: ['god']. Valid roles: {VALID_ROLES}",

@@ -59,14 +59,15 @@ LEGACY_WRITE = frozenset({WRITE_ORDERS, WRITE_CANCEL})
 PUBLIC = "public"  # no authentication, no rate limit
 PUBLIC_LIMITED = "public_rate_limited"  # no authentication, rate limited per client address
 STREAM_LIMITED = "stream_rate_limited"  # the same; rate-limit headers only on a refusal
-DOCS = "docs"  # the API documentation and the root redirect: no guard at all
+AUTHENTICATED = "authenticated"  # any valid credentials, no permission needed; rate limited
+DOCS = "docs"  # the API documentation: no guard at all (the web UI is in tests/api/test_web_ui.py)
 
 
 @dataclass(frozen=True)
 class Route:
     """One method and path: what guards it, and a request that passes once let through."""
 
-    guard: str  # a permission, or PUBLIC / PUBLIC_LIMITED / STREAM_LIMITED / DOCS
+    guard: str  # a permission, or AUTHENTICATED / PUBLIC / PUBLIC_LIMITED / STREAM_LIMITED / DOCS
     allowed_status: int  # the exact answer to the request below for a caller let through
     params: dict[str, str] = field(default_factory=dict)
     json: dict[str, Any] | None = None
@@ -74,7 +75,12 @@ class Route:
 
     @property
     def permission(self) -> str | None:
-        return None if self.guard in (PUBLIC, PUBLIC_LIMITED, STREAM_LIMITED, DOCS) else self.guard
+        unguarded = (AUTHENTICATED, PUBLIC, PUBLIC_LIMITED, STREAM_LIMITED, DOCS)
+        return None if self.guard in unguarded else self.guard
+
+    @property
+    def needs_credentials(self) -> bool:
+        return self.guard == AUTHENTICATED or self.permission is not None
 
 
 UNKNOWN_ORDER = {"client_order_id": "matrix-unknown"}
@@ -106,6 +112,10 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/settings"): Route(WRITE_ORDERS, 400, json={}),
     ("GET", "/api/settings/export"): Route(READ_CONFIG, 200),
     ("POST", "/api/settings/import"): Route(ADMIN_CONFIG, 400, json={}),
+    ("GET", "/api/exchange-keys"): Route(READ_CONFIG, 200),
+    ("POST", "/api/exchange-keys"): Route(WRITE_ORDERS, 400, json={}),
+    ("DELETE", "/api/exchange-keys"): Route(WRITE_ORDERS, 400),
+    ("POST", "/api/exchange-keys/test"): Route(WRITE_ORDERS, 400, json={}),
     ("GET", "/api/audit/logs"): Route(ADMIN_CONFIG, 200),
     ("GET", "/api/audit/stats"): Route(ADMIN_CONFIG, 200),
     ("POST", "/api/audit/archive"): Route(ADMIN_CONFIG, 200),
@@ -116,9 +126,11 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/auth/login"): Route(PUBLIC, 400, json={}),
     ("POST", "/api/auth/refresh"): Route(PUBLIC, 400, json={}),
     ("POST", "/api/auth/logout"): Route(PUBLIC, 400, json={}),
+    ("GET", "/api/auth/status"): Route(PUBLIC_LIMITED, 200),
+    ("GET", "/api/auth/me"): Route(AUTHENTICATED, 200),
     ("GET", "/docs"): Route(DOCS, 200),
     ("GET", "/docs/oauth2-redirect"): Route(DOCS, 200),
-    ("GET", "/"): Route(DOCS, 307),
+    ("GET", "/redoc"): Route(DOCS, 200),
 }
 
 
@@ -160,7 +172,7 @@ def _guard_name(route: Route) -> str | None:
 
 
 def _declared_guards(route: APIRoute) -> list[str]:
-    guards = ("require_", PUBLIC, PUBLIC_LIMITED, STREAM_LIMITED)
+    guards = ("require_", AUTHENTICATED, PUBLIC, PUBLIC_LIMITED, STREAM_LIMITED)
     names = [getattr(dep.call, "__name__", "") for dep in route.dependant.dependencies]
     return [name for name in names if name.startswith(guards)]
 
@@ -187,11 +199,11 @@ def _status_and_body(response: Any) -> tuple[int, Any]:
 
 def expected(route: Route, caller: Caller) -> tuple[int, Any]:
     """(status, body) per the contract; body None means "any body" (the allowed case)."""
-    if route.permission is None:
+    if not route.needs_credentials:
         return route.allowed_status, None
     if caller.refused_with is not None:
         return 401, {"error": caller.refused_with}
-    if route.permission not in caller.granted:
+    if route.permission is not None and route.permission not in caller.granted:
         return 403, {"error": "forbidden", "message": f"Required permissions: {route.permission}"}
     return route.allowed_status, None
 
@@ -485,7 +497,7 @@ async def test_a_disabled_user_is_locked_out_at_once(auth_settings: SettingsFact
         await disable_user(client, admin, "dan")
         for method, path in ROUTES:
             route = ROUTES[(method, path)]
-            if route.permission is None:
+            if not route.needs_credentials:
                 continue
             response = await call(gateway, method, path, bearer(token))
             assert response.status_code == 401, (method, path, response.text)

@@ -137,7 +137,8 @@ async def test_hsts_only_behind_https(gateway: Gateway) -> None:
 
 
 async def test_unknown_route_is_json_404(gateway: Gateway) -> None:
-    for path in ("/api/nope", "/nope", "/api/orderX"):
+    # Other unknown GETs are the web UI's client-side routes (tests/api/test_web_ui.py).
+    for path in ("/api/nope", "/api/orderX", "/docs/nope", "/ws/nope"):
         response = await gateway.client.get(path)
         assert response.status_code == 404
         assert response.json() == {"error": "not_found"}

@@ -340,15 +340,22 @@ async def test_rate_limit_and_auth_failure_counters_move(
 
 async def test_unknown_paths_share_one_endpoint_label(gw: Gateway) -> None:
     paths = [f"/api/{uuid.uuid4().hex}" for _ in range(25)]
-    paths += [f"/nothing/{n}/{uuid.uuid4()}" for n in range(25)]
+    paths += [f"/docs/{n}/{uuid.uuid4()}" for n in range(25)]
     for path in paths:
         response = await gw.client.get(path)
         assert response.status_code == 404, path
+    ui_routes = [f"/nothing/{n}/{uuid.uuid4()}" for n in range(25)]  # the web UI's fallback
+    for path in ui_routes:
+        response = await gw.client.get(path)
+        assert response.status_code == 200, path
+    paths += ui_routes
     response = await gw.client.get("/metrics")
     families = parse(response.text)
     assert label_values(families, "veloz_http_requests_total", "endpoint") == {"none"}
     assert value(families, "veloz_http_requests_total", method="GET", endpoint="none",
                  status="404") == 50  # fmt: skip
+    assert value(families, "veloz_http_requests_total", method="GET", endpoint="none",
+                 status="200") == 25  # fmt: skip
     assert label_values(families, "http_requests_total", "handler") == {"none"}
     for path in paths:
         assert path.rsplit("/", 1)[-1] not in response.text, path

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from app.core.config import Settings
 from tests.conftest import Gateway, running_gateway
 
@@ -83,6 +85,38 @@ async def test_invalid_and_unknown_settings_are_refused(gateway: Gateway) -> Non
         "these settings cannot be changed at run time: ['jwt_secret']"
     )
     assert gateway.runtime.settings.rate_limit_capacity == 100
+
+
+@pytest.mark.parametrize(
+    ("change_", "expected"),
+    [
+        ({"refresh_rotation": 0}, "boolean"),
+        ({"rate_limit_capacity": "5"}, "integer"),
+        ({"rate_limit_capacity": True}, "integer"),
+        ({"audit_retention": "auth=5"}, "object"),
+    ],
+)
+async def test_values_must_have_the_documented_json_type(
+    gateway: Gateway, change_: dict[str, Any], expected: str
+) -> None:
+    """The settings model alone would turn 0 into false and "5" into 5."""
+    answer = await gateway.client.post("/api/config", json=change_, headers=admin(gateway))
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "bad_params"
+    [detail] = answer.json()["details"]
+    assert detail["field"] == next(iter(change_))
+    assert detail["type"] == "type_error"
+    assert detail["message"] == f"must be of type {expected}"
+
+
+async def test_text_forms_of_lists_and_decimals_stay_accepted(gateway: Gateway) -> None:
+    answer = await change(gateway, {"cors_origins": "https://a.example,https://b.example",
+                                    "risk_max_order_notional": "5000.5",
+                                    "rate_limit_capacity": 7.0})  # fmt: skip
+    assert sorted(answer["applied"]) == [
+        "cors_origins", "rate_limit_capacity", "risk_max_order_notional",
+    ]  # fmt: skip
+    assert gateway.runtime.settings.rate_limit_capacity == 7
 
 
 async def test_only_admin_config_may_change_settings(make_settings: SettingsFactory) -> None:

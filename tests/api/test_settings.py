@@ -116,6 +116,16 @@ async def test_section_merge_into_an_absent_known_section(gateway: Gateway) -> N
 # --- POST: full replacement ------------------------------------------------------------------
 
 
+async def test_counts_written_as_whole_floats_are_counts(gateway: Gateway) -> None:
+    """JSON Schema counts 5.0 as an integer, so the counts accept it; 5.5 is refused."""
+    saved = await post_settings(gateway.client, {"section": "risk", "data": {"maxOpenOrders": 5.0}})
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["settings"]["risk"]["maxOpenOrders"] == 5
+    half = await post_settings(gateway.client, {"section": "risk", "data": {"maxOpenOrders": 5.5}})
+    assert half.status_code == 400
+    assert half.json()["error"] == "validation_error"
+
+
 async def test_full_replacement(gateway: Gateway) -> None:
     await post_settings(gateway.client, {"section": "charts", "data": {"interval": "1h"}})
     new = document(

@@ -12,13 +12,15 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from tests.integration.conftest import PROJECT_ROOT, start_gateway
 
 __all__ = ["start_gateway"]
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+# Upper bound of every `expect(...)` wait: the machine may be busy; passing tests never wait it.
+expect.set_options(timeout=10_000)
 # Headless, no sandbox (tests may run as root), and nothing that reaches for the internet:
 # this machine's network is closed and Chromium's background connections would only fail.
 CHROMIUM_ARGS = [

@@ -60,16 +60,16 @@ async def snapshot(client: httpx.AsyncClient) -> tuple[Any, Any, Any]:
 
 async def stop_while_streaming(server: GatewayServer, stream: SseStream, how: str) -> int:
     """Stop the server while the stream is live; returns the last event id the client got."""
-    seen: list[SseEvent] = await stream.events_until(lambda e: e.event == "market", timeout=5)
+    seen: list[SseEvent] = await stream.events_until(lambda e: e.event == "market", timeout=15)
     # Let the market run on (past the replay ring's size), then stop it mid-stream.
     target = max(seen[-1].id + 30, 120)
-    seen += await stream.events_until(lambda e: e.id >= target, timeout=5)
+    seen += await stream.events_until(lambda e: e.id >= target, timeout=15)
     if how == "sigkill":
         server.kill()
     else:
         server.terminate()
-        await server.wait_exit(10)
-    tail = await stream.read_to_eof(timeout=10)  # what was already on its way still counts
+        await server.wait_exit(30)
+    tail = await stream.read_to_eof(timeout=30)  # what was already on its way still counts
     seen += events_in(tail)
     ids = [e.id for e in seen]
     assert ids == sorted(set(ids)), "ids went backwards within one run"
@@ -109,7 +109,7 @@ async def test_restart_keeps_acknowledged_state_and_event_ids(
         replay = await SseStream.open(second.port)
         try:
             events = await replay.events_until(
-                lambda e: e.event == "engine_started", timeout=5, check_contiguous=False
+                lambda e: e.event == "engine_started", timeout=15, check_contiguous=False
             )
             ids = [e.id for e in events]
             assert ids == sorted(set(ids)), f"replay ids not increasing: {ids}"
@@ -123,7 +123,7 @@ async def test_restart_keeps_acknowledged_state_and_event_ids(
 
         resumed = await SseStream.open(second.port, f"/api/stream?last_id={last_seen}")
         try:
-            newer = [await resumed.next_event() for _ in range(5)]
+            newer = [await resumed.next_event(timeout=15) for _ in range(5)]
         finally:
             await resumed.close()
         assert all(e.id > last_seen for e in newer), [e.id for e in newer]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -342,3 +343,56 @@ def test_an_unusable_archive_directory_is_reported_not_raised(
     assert stats.archived_entries == 0
     assert remaining(repository) == [old]
     assert not_a_dir.read_text() == "a file where the archive directory should be"
+
+
+# --- file size cap ----------------------------------------------------------------------------
+
+
+def fill_to(path: Path, size: int) -> None:
+    """A valid gzip archive of at least `size` bytes (random text does not compress)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        while path.stat().st_size < size:
+            handle.write(json.dumps({"pad": os.urandom(4096).hex()}) + "\n")
+            handle.flush()
+
+
+def test_a_full_archive_is_continued_in_numbered_parts(
+    repository: AuditRepository, archive_dir: Path
+) -> None:
+    capped = {**DEFAULT_POLICIES, "auth": RetentionPolicy(90, True, max_file_size_mb=1)}
+    base = archive_dir / archive_name("auth", 100)
+    fill_to(base, 1024 * 1024)
+    full_size = base.stat().st_size
+
+    first = [entry(100, "auth", 1)]
+    repository.insert(first)
+    stats = manager(repository, archive_dir, capped).run(now=NOW)
+    part1 = archive_dir / archive_name("auth", 100).replace(".ndjson", ".1.ndjson")
+    assert stats.archived_files == 1
+    assert base.stat().st_size == full_size  # the full file is left alone
+    assert read_archive(part1) == [e.to_public() for e in first]
+
+    # A part with room takes the next run's entries; once full, the day goes on in the next.
+    second = [entry(100, "auth", 2)]
+    repository.insert(second)
+    manager(repository, archive_dir, capped).run(now=NOW)
+    assert read_archive(part1) == [e.to_public() for e in [*first, *second]]
+    fill_to(part1, 1024 * 1024)
+    third = [entry(100, "auth", 3)]
+    repository.insert(third)
+    manager(repository, archive_dir, capped).run(now=NOW)
+    part2 = archive_dir / archive_name("auth", 100).replace(".ndjson", ".2.ndjson")
+    assert read_archive(part2) == [e.to_public() for e in third]
+    assert files(archive_dir) == sorted([base.name, part1.name, part2.name])
+    assert manager(repository, archive_dir, capped).archive_files()["auth"]["count"] == 3
+
+
+def test_old_numbered_parts_are_deleted_with_their_day(
+    repository: AuditRepository, archive_dir: Path
+) -> None:
+    old = archive_dir / archive_name("error", 61).replace(".ndjson", ".3.ndjson")
+    size = write_archive(old, 5)
+    stats = manager(repository, archive_dir).run(now=NOW)
+    assert (stats.deleted_files, stats.bytes_freed) == (1, size)
+    assert not old.exists()

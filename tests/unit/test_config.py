@@ -134,22 +134,6 @@ def test_secrets_are_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "hunter2" not in shown
 
 
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [
-        ("VELOZ_EXECUTION_MODE", "binance_testnet_spot"),
-        ("VELOZ_MARKET_SOURCE", "binance_rest"),
-    ],
-)
-def test_features_this_build_lacks_are_named(
-    monkeypatch: pytest.MonkeyPatch, name: str, value: str
-) -> None:
-    monkeypatch.setenv(name, value)
-    problems = Settings().unavailable_features()
-    assert len(problems) == 1
-    assert problems[0].startswith(f"{name}=")
-
-
 def test_redis_needs_a_shared_postgresql_database(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VELOZ_REDIS_URL", "redis://127.0.0.1:6379/0")
     with pytest.raises(ValidationError) as caught:

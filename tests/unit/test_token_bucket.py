@@ -245,3 +245,14 @@ def test_allowed_requests_never_exceed_capacity_plus_refill(
             assert decision.remaining == 0
     elapsed = now - 1_000.0
     assert allowed <= capacity + refill * elapsed + 1e-6
+
+
+def test_a_refill_too_slow_to_matter_still_gives_integer_headers(frozen: FrozenTime) -> None:
+    """A refill of 5e-324 tokens a second would make the wait infinite; it is capped."""
+    limiter = RateLimiter(MemoryBuckets(), capacity=1, refill=5e-324)
+    assert limiter.check("k").allowed
+    refused = limiter.check("k")
+    assert not refused.allowed
+    headers = dict(refused.headers())
+    assert int(headers["X-RateLimit-Reset"]) == int(WALL) + ratelimit.MAX_WAIT_SECONDS
+    assert int(headers["Retry-After"]) == ratelimit.MAX_WAIT_SECONDS + 1

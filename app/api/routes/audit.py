@@ -85,6 +85,7 @@ async def query_audit_logs(
 
 @router.get("/api/audit/stats", summary="Audit log statistics", response_model=AuditStatsResponse)
 async def audit_stats(runtime: RuntimeDep) -> AuditStatsResponse:
+    """Entries per log type, the retention policies, archive files and the write queue's depth."""
     retention = runtime.retention
     counts = await asyncio.to_thread(retention.repository.counts)
     archives = await asyncio.to_thread(retention.archive_files)

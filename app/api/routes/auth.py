@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from app.api.context import audit, client_ip
-from app.api.deps import body_doc, read_object_body
-from app.api.security import auth_service, optional_principal, public, require
+from app.api.deps import body_doc, read_object_body, required_query
+from app.api.security import (
+    auth_service,
+    authenticated,
+    optional_principal,
+    public,
+    public_rate_limited,
+    require,
+)
 from app.auth.permissions import ADMIN_KEYS, ADMIN_USERS, VALID_ROLES, Principal
 from app.auth.records import ApiKey
 from app.auth.service import MIN_PASSWORD_LENGTH
@@ -22,6 +30,8 @@ from app.schemas.auth import (
     ApiKeyInfo,
     ApiKeyList,
     ApiKeyRevoked,
+    AuthStatusResponse,
+    CallerResponse,
     DefaultUserRoles,
     LoginRequest,
     OkResponse,
@@ -159,6 +169,33 @@ async def logout(
     return OkResponse()
 
 
+@router.get(
+    "/api/auth/status",
+    summary="Authentication status",
+    response_model=AuthStatusResponse,
+    responses=error_responses(429),
+    dependencies=[Depends(public_rate_limited)],
+)
+async def auth_status(request: Request) -> AuthStatusResponse:
+    """Whether authentication is on and how a caller can authenticate. Needs no credentials,
+    so a client can decide to show a sign-in form without a refused request."""
+    return AuthStatusResponse.model_validate(asdict(auth_service(request).status()))
+
+
+@router.get(
+    "/api/auth/me",
+    summary="The caller",
+    response_model=CallerResponse,
+    responses=error_responses(401, 429),
+)
+async def who_am_i(
+    request: Request, caller: Annotated[Principal, Depends(authenticated)]
+) -> CallerResponse:
+    """Who the credentials belong to and every permission they carry, so a client can offer
+    only what the caller may do. With auth off: `anonymous` with every permission."""
+    return CallerResponse.model_validate(asdict(auth_service(request).profile(caller)))
+
+
 # --- API keys --------------------------------------------------------------------------------
 
 
@@ -230,8 +267,12 @@ async def create_api_key(request: Request, principal: KeysAdmin) -> ApiKeyCreate
     responses=error_responses(400, 401, 403, 404, 429),
 )
 async def revoke_api_key(
-    request: Request, principal: KeysAdmin, key_id: Annotated[str | None, Query()] = None
+    request: Request,
+    principal: KeysAdmin,
+    key_id: Annotated[str | None, required_query("The key's id (`vk_...`).", minLength=1)] = None,
 ) -> ApiKeyRevoked:
+    """The key stops working at once; it stays in the list as revoked. Revoking an already
+    revoked key answers 200 again. Needs the literal `admin` permission."""
     _require_literal_admin(principal)
     key_id = (key_id or "").strip()
     if not key_id:
@@ -252,7 +293,9 @@ async def revoke_api_key(
     responses=error_responses(401, 403, 429),
 )
 async def get_roles(
-    request: Request, _: UsersAdmin, user_id: Annotated[str | None, Query()] = None
+    request: Request,
+    _: UsersAdmin,
+    user_id: Annotated[str | None, Query(description="One user's roles instead.")] = None,
 ) -> RolesOverview | UserRoles | DefaultUserRoles:
     """Without `user_id`: every explicit assignment with counts. With it: that user's roles
     (`viewer` by default)."""
@@ -326,9 +369,13 @@ async def assign_roles(request: Request, principal: UsersAdmin) -> RoleChangeRes
 async def remove_role(
     request: Request,
     principal: UsersAdmin,
-    user_id: Annotated[str | None, Query()] = None,
-    role: Annotated[str | None, Query()] = None,
+    user_id: Annotated[str | None, required_query("The user.", minLength=1)] = None,
+    role: Annotated[
+        str | None, required_query("The role to remove.", enum=list(VALID_ROLES))
+    ] = None,
 ) -> RoleChangeResponse:
+    """Removes one role from the user's list; removing the last one leaves an empty list (no
+    permissions), not the `viewer` default. A role the user does not hold answers 404."""
     if not user_id:
         raise _bad("user_id is required")
     if not role:
@@ -353,6 +400,7 @@ async def remove_role(
     responses=error_responses(401, 403, 429),
 )
 async def list_users(request: Request, _: UsersAdmin) -> UserList:
+    """Every user, with roles, whether disabled, and the last login time."""
     auth = auth_service(request)
     return UserList(
         users=[
@@ -386,7 +434,8 @@ async def create_user(request: Request, principal: UsersAdmin) -> UserChanged:
     password = body.get("password")
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise _bad(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
-    roles = _checked_roles(body.get("roles") or ["viewer"])
+    roles = body.get("roles")
+    roles = _checked_roles(["viewer"] if roles is None or roles == [] else roles)
     auth = auth_service(request)
     if user_id in auth.users:
         raise ApiError(409, "user_exists", f"user {user_id!r} already exists")
@@ -402,7 +451,9 @@ async def create_user(request: Request, principal: UsersAdmin) -> UserChanged:
     responses=error_responses(400, 401, 403, 404, 409, 429),
 )
 async def disable_user(
-    request: Request, principal: UsersAdmin, user_id: Annotated[str | None, Query()] = None
+    request: Request,
+    principal: UsersAdmin,
+    user_id: Annotated[str | None, required_query("The user to disable.", minLength=1)] = None,
 ) -> UserChanged:
     """The user's logins, access tokens and refresh tokens stop working at once. Nobody can
     disable themselves or the last enabled admin, so the gateway always has an administrator."""

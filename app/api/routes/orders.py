@@ -3,12 +3,12 @@ from __future__ import annotations
 import time
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from app.api.context import audit
-from app.api.deps import OrderServiceDep, RuntimeDep, body_doc, read_object_body
+from app.api.deps import OrderServiceDep, RuntimeDep, body_doc, read_object_body, required_query
 from app.api.security import require
 from app.auth.permissions import READ_ORDERS, WRITE_CANCEL, WRITE_ORDERS
 from app.core.errors import ApiError, validation_details
@@ -91,6 +91,7 @@ async def place_order(
         status=result.status,
         error=result.error,
         message=result.message,
+        details=result.details,
     )
 
 
@@ -112,9 +113,14 @@ async def cancel_order(request: Request, orders: OrderServiceDep) -> CancelRespo
     except ApiError as exc:
         await audit(request, "order", "cancel_order", {**details, "ok": False, "error": exc.code})
         raise
-    await audit(request, "order", "cancel_order", {**details, "ok": True})
+    outcome = {"ok": True} if result.ok else {"ok": False, "error": result.error}
+    await audit(request, "order", "cancel_order", {**details, **outcome})
     return CancelResponse(
-        ok=result.ok, client_order_id=result.client_order_id, status=result.status
+        ok=result.ok,
+        client_order_id=result.client_order_id,
+        status=result.status,
+        error=result.error,
+        details=result.details,
     )
 
 
@@ -154,8 +160,11 @@ async def list_order_states(runtime: RuntimeDep) -> OrderStatesResponse:
 )
 async def get_order_state(
     runtime: RuntimeDep,
-    client_order_id: Annotated[str | None, Query(description="The order's client id.")] = None,
+    client_order_id: Annotated[
+        str | None, required_query("The order's client id.", minLength=1, maxLength=64)
+    ] = None,
 ) -> OrderStateModel:
+    """The 12-field state of one order. A missing or blank id answers 400, an unknown one 404."""
     cid = (client_order_id or "").strip()
     if not cid:
         raise ApiError(400, "bad_params", "client_order_id is required")

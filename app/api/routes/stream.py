@@ -11,6 +11,7 @@ from app.api.deps import RuntimeDep
 from app.api.security import stream_rate_limited
 from app.core.errors import ApiError
 from app.events.bus import EventBus, Subscription, TooManySubscribers
+from app.schemas.stream import STREAM_EVENT_SCHEMA
 
 router = APIRouter(tags=["stream"])
 
@@ -81,7 +82,7 @@ async def _frames(
             "description": "An endless `text/event-stream`.",
             "content": {
                 "text/event-stream": {
-                    "schema": {"type": "string"},
+                    "schema": STREAM_EVENT_SCHEMA,
                     "example": 'id: 2\nevent: market\ndata: {"type":"market","symbol":"BTCUSDT",'
                     '"ts_ns":1795490821174999712,"price":42000.5}\n\n',
                 }

@@ -3,9 +3,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from app.api.context import audit
-from app.api.deps import RuntimeDep, SettingsDep, body_doc, read_object_body
+from app.api.deps import RuntimeDep, body_doc, read_object_body
 from app.api.security import require
 from app.auth.permissions import ADMIN_CONFIG, READ_CONFIG
+from app.execution.binance.engine import BinanceEngine
 from app.schemas.common import error_responses
 from app.schemas.system import (
     ConfigChange,
@@ -25,19 +26,20 @@ router = APIRouter(tags=["config"])
     responses=error_responses(401, 403, 429),
     dependencies=[Depends(require(READ_CONFIG))],
 )
-async def get_config(settings: SettingsDep) -> ConfigResponse:
+async def get_config(runtime: RuntimeDep) -> ConfigResponse:
     """Market source, symbol, execution mode and auth switch, in the original's key order."""
+    settings = runtime.settings
     binance_mode = settings.execution_mode == "binance_testnet_spot"
+    venue = runtime.engine if isinstance(runtime.engine, BinanceEngine) else None
     return ConfigResponse(
         market_source=settings.market_source,
         market_symbol=settings.market_symbol,
-        binance_base_url=(
-            settings.binance_base_url if settings.market_source == "binance_rest" else None
-        ),
+        binance_base_url=(settings.binance_base_url if settings.market_source != "sim" else None),
         execution_mode=settings.execution_mode,
-        binance_trade_enabled=settings.binance_trade_enabled,
+        binance_trade_enabled=settings.binance_trade_enabled
+        or (venue is not None and venue.configured),
         binance_trade_base_url=settings.binance_trade_base_url if binance_mode else None,
-        binance_user_stream_connected=False,
+        binance_user_stream_connected=venue is not None and venue.stream.connected,
         auth_enabled=settings.auth_enabled,
         effective=redacted(settings),
     )
