@@ -11,7 +11,7 @@ from app.db.database import MIGRATIONS_DIR, migrate
 TABLES = {
     "events", "orders", "balances", "market_quotes", "gateway_meta", "users",
     "role_assignments", "api_keys", "token_revocations", "audit_logs", "gui_settings",
-    "config_overrides",
+    "config_overrides", "exchange_keys",
 }  # fmt: skip
 
 
