@@ -16,10 +16,13 @@ from tests.integration.sse_client import SseEvent, SseStream, events_in
 
 ENV = {
     "VELOZ_SIM_TICK_MS": "5",
-    # A small replay ring: after the restart the replay holds only the newest old events, so the
-    # first `engine_started` in it is the restarted server's own.
+    # A small replay ring, so the first run's stream moves well past it before the stop.
     "VELOZ_EVENT_BUFFER_SIZE": "50",
 }
+# After the restart the ring holds every event of the test, however slowly the client gets to
+# it: the restarted `engine_started` cannot be pushed out before the client reads the replay.
+RESTART_ENV = {**ENV, "VELOZ_EVENT_BUFFER_SIZE": "100000"}
+MARKER = {"client_order_id": "dur-marker-1", "side": "BUY", "qty": 0.01, "price": 100}
 
 ORDERS: list[dict[str, Any]] = [
     {"client_order_id": "dur-rest-1", "side": "BUY", "qty": 0.01, "price": 1000},
@@ -49,6 +52,29 @@ async def place_orders(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/cancel", json={"client_order_id": "dur-gone-1"})
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "CANCELLED"
+
+
+async def replay_to_now(client: httpx.AsyncClient, port: int) -> list[SseEvent]:
+    """The whole replay and what followed, up to an order placed after the stream opened (then
+    cancelled, so the balances are as before): everything published before it is in the list."""
+    replay = await SseStream.open(port)
+    try:
+        response = await client.post("/api/order", json=MARKER)
+        assert response.status_code == 200, response.text
+        events = await replay.events_until(
+            lambda e: (
+                e.event == "order_update"
+                and e.data.get("client_order_id") == MARKER["client_order_id"]
+            ),
+            timeout=15,
+            check_contiguous=False,
+        )
+    finally:
+        await replay.close()
+    response = await client.post("/api/cancel", json={"client_order_id": "dur-marker-1"})
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "CANCELLED"
+    return events
 
 
 async def snapshot(client: httpx.AsyncClient) -> tuple[Any, Any, Any]:
@@ -95,7 +121,7 @@ async def test_restart_keeps_acknowledged_state_and_event_ids(
     assert balances_before["BTC"] == pytest.approx((0.006, 0.004))  # 0.01 bought, 0.004 offered
     assert last_seen > 100, "the first run was too short for the ring to have moved on"
 
-    second = await start_gateway(env=ENV, data_dir=first.data_dir)
+    second = await start_gateway(env=RESTART_ENV, data_dir=first.data_dir)
     async with second.client() as client:
         # F13: every acknowledged order and the balances are exactly as acknowledged.
         balances_after, states_after, history_after = await snapshot(client)
@@ -106,20 +132,16 @@ async def test_restart_keeps_acknowledged_state_and_event_ids(
         assert not missing, f"order history lost by the restart: {missing}"
 
         # F2: the restarted server's events continue above every id the client saw.
-        replay = await SseStream.open(second.port)
-        try:
-            events = await replay.events_until(
-                lambda e: e.event == "engine_started", timeout=15, check_contiguous=False
-            )
-            ids = [e.id for e in events]
-            assert ids == sorted(set(ids)), f"replay ids not increasing: {ids}"
-            started = events[-1]
-            assert started.id > last_seen, (
-                f"ids went backwards across the restart: the client saw id {last_seen} before "
-                f"the {how}, the restarted engine_started has id {started.id}"
-            )
-        finally:
-            await replay.close()
+        events = await replay_to_now(client, second.port)
+        ids = [e.id for e in events]
+        assert ids == sorted(set(ids)), f"replay ids not increasing: {ids}"
+        # The restarted server's own `engine_started` is the last one (the first run's may still
+        # be among the restored events, before it).
+        started = [e for e in events if e.event == "engine_started"][-1]
+        assert started.id > last_seen, (
+            f"ids went backwards across the restart: the client saw id {last_seen} before "
+            f"the {how}, the restarted engine_started has id {started.id}"
+        )
 
         resumed = await SseStream.open(second.port, f"/api/stream?last_id={last_seen}")
         try:
