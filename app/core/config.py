@@ -254,6 +254,11 @@ class Settings(BaseSettings):
                 "VELOZ_REDIS_URL: replicas share their durable state, so VELOZ_DATABASE_URL "
                 "must name a PostgreSQL database (postgresql+psycopg://...)"
             )
+        if self.redis_url and not self.master_key.get_secret_value():
+            raise ValueError(
+                "VELOZ_MASTER_KEY: replicas must share it; one generated per data dir would "
+                "leave exchange keys stored through one replica unreadable on the others"
+            )
         if self.redis_url and self.auth_enabled:
             for name, secret in (("JWT", self.jwt_secret), ("API_KEY", self.api_key_secret)):
                 if not secret.get_secret_value():

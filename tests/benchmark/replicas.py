@@ -100,6 +100,7 @@ async def main() -> None:
             env = {
                 "VELOZ_DATABASE_URL": postgres.create_database(),
                 "VELOZ_REDIS_URL": redis.url,
+                "VELOZ_MASTER_KEY": "m" * 40,
             }
             leader = await _start(root, "a", env)
             tag = f"r{int(time.time())}"

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from tests.binance_standin.server import serve_standin
 from tests.conftest import PostgresServer, RedisServer
 from tests.integration.conftest import GatewayServer, StartGateway, get_json
 from tests.integration.sse_client import SseEvent, SseStream
@@ -37,6 +38,7 @@ def start_replicas(
         shared = {
             "VELOZ_DATABASE_URL": postgres_server.create_database(),
             "VELOZ_REDIS_URL": redis_url,
+            "VELOZ_MASTER_KEY": "m" * 40,
             "VELOZ_LEADER_LEASE_MS": str(LEASE_MS),
             "VELOZ_SIM_TICK_MS": "50",
             **(env or {}),
@@ -189,6 +191,31 @@ async def test_settings_and_configuration_saved_on_one_replica_apply_on_all(
             return bool((general["language"], general["theme"]) == ("zh", "dark"))
 
         assert await eventually(a_has_both)
+
+
+async def test_exchange_keys_stored_through_a_follower_open_on_the_leader(
+    start_replicas: Replicas,
+) -> None:
+    key, secret = "replica-venue-key", "replica-venue-secret-3c9d"
+    async with serve_standin() as standin:
+        standin.venue.add_account(key, secret, USDT="250", BTC="0")
+        a, b = await start_replicas(2, {"VELOZ_BINANCE_TRADE_BASE_URL": standin.base_url})
+        async with a.client() as on_a, b.client() as on_b:
+            body = {"exchange": "binance", "apiKey": key, "apiSecret": secret}
+            stored = await on_b.post("/api/exchange-keys", json=body)
+            assert stored.status_code == 201, stored.text
+            key_id = stored.json()["keyId"]
+
+            listed = await get_json(on_a, "/api/exchange-keys")
+            assert [(k["id"], k["exchange"]) for k in listed["keys"]] == [(key_id, "binance")]
+            # The leader opens what the follower sealed: both have the same master key.
+            tested = await on_a.post("/api/exchange-keys/test", json={"keyId": key_id})
+            assert tested.status_code == 200, tested.text
+            assert (tested.json()["success"], tested.json()["balance"]) == (True, {"USDT": 250.0})
+
+            removed = await on_a.delete("/api/exchange-keys", params={"keyId": key_id})
+            assert removed.status_code == 200, removed.text
+            assert (await get_json(on_b, "/api/exchange-keys")) == {"keys": []}
 
 
 async def test_identity_is_shared_by_replicas(start_replicas: Replicas) -> None:

@@ -31,6 +31,7 @@ async def pair(
                 data_dir=make_settings().data_dir / name,
                 database_url=postgres_server.create_database(),
                 redis_url=redis_url,
+                master_key="m" * 40,
                 auth_enabled=True,
                 admin_password=ADMIN_PASSWORD,
                 jwt_secret=JWT_SECRET,

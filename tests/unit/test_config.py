@@ -141,6 +141,10 @@ def test_redis_needs_a_shared_postgresql_database(monkeypatch: pytest.MonkeyPatc
     assert "VELOZ_REDIS_URL" in describe_settings_error(caught.value)
 
     monkeypatch.setenv("VELOZ_DATABASE_URL", "postgresql+psycopg://veloz@127.0.0.1/veloz")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert "VELOZ_MASTER_KEY" in describe_settings_error(caught.value)
+    monkeypatch.setenv("VELOZ_MASTER_KEY", "m" * 40)
     settings = Settings()
     assert (settings.redis_url, settings.leader_lease_ms) == ("redis://127.0.0.1:6379/0", 3000)
 

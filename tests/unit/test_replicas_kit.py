@@ -36,7 +36,7 @@ def test_replicas_share_database_redis_and_secrets() -> None:
     assert env["VELOZ_DATABASE_URL"].endswith("@postgres:5432/veloz")
     assert env["VELOZ_REDIS_URL"] == "redis://redis:6379/0"
     assert env["VELOZ_AUTH_ENABLED"] == "true"
-    for name in ("VELOZ_JWT_SECRET", "VELOZ_API_KEY_SECRET"):
+    for name in ("VELOZ_JWT_SECRET", "VELOZ_API_KEY_SECRET", "VELOZ_MASTER_KEY"):
         assert env[name] == "${" + name + ":-}"  # refused at start when empty
     volumes = {services[name]["volumes"][0].split(":")[0] for name in REPLICAS}
     assert len(volumes) == 2  # each replica its own data directory
