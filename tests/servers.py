@@ -110,13 +110,30 @@ class PostgresServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-class RedisServer:
+class ForegroundServer:
+    """A server process we started in the foreground, with its throw-away directory."""
+
+    def __init__(self, prefix: str) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix=prefix))
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def stop_process(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        self.stop_process()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class RedisServer(ForegroundServer):
     """One redis-server without persistence on a free loopback port."""
 
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="veloz-redis-"))
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__("veloz-redis-")
 
     @property
     def url(self) -> str:
@@ -153,25 +170,13 @@ class RedisServer:
             sock.sendall(b"FLUSHALL\r\n")
             sock.recv(16)
 
-    def stop_process(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-        if self.proc is not None:
-            self.proc.wait(10)
 
-    def stop(self) -> None:
-        self.stop_process()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-class NginxBalancer:
+class NginxBalancer(ForegroundServer):
     """nginx in the foreground with the replicas profile's site config, its upstream servers
     pointed at gateways on loopback."""
 
     def __init__(self, site_config: Path, upstreams: list[int]) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="veloz-nginx-"))
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__("veloz-nginx-")
         self._site = site_config.read_text(encoding="utf-8")
         self._upstreams = upstreams
 
@@ -227,13 +232,3 @@ class NginxBalancer:
             for name in ("server.log", "error.log")
             if (self.root / name).exists()
         )
-
-    def stop_process(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-        if self.proc is not None:
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        self.stop_process()
-        shutil.rmtree(self.root, ignore_errors=True)
