@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +62,18 @@ async def sign_in(page: Page, user_id: str, password: str) -> None:
 
 async def expect_live(page: Page, timeout: float = 10_000) -> None:
     await expect(page.get_by_role("status").filter(has_text="Live")).to_be_visible(timeout=timeout)
+
+
+async def expect_viewer_view(page: Page) -> None:
+    """A viewer sees prices; what it may not read says so; no administration."""
+    await expect(page.get_by_test_id("price")).to_have_text(re.compile(r"\d"))
+    await expect(page.locator(".open-orders .panel-error")).to_have_text(
+        "Required permissions: read:orders"
+    )
+    await expect(page.locator(".balances .panel-error")).to_have_text(
+        "Required permissions: read:account"
+    )
+    await expect(page.get_by_role("region", name="Administration")).to_be_hidden()
 
 
 async def place_order(
