@@ -55,6 +55,7 @@ class Replication:
         runtime.gui_settings.shared = True
         runtime.gui_settings.on_saved = lambda: self.changes.publish("settings")
         runtime.config.on_saved = lambda: self.changes.publish("config")
+        runtime.exchange_keys.on_changed = lambda: self.changes.publish("exchange_keys")
 
         lease_ms = runtime.settings.leader_lease_ms
         self.lease = LeaderLease(self.redis, self.replica_id, lease_ms)
@@ -90,6 +91,7 @@ class Replication:
         otherwise follow; then keep campaigning."""
         self.changes.subscribe("settings", self.runtime.gui_settings.reload)
         self.changes.subscribe("config", self._reload_config)
+        self.changes.subscribe("exchange_keys", self.runtime.exchange_keys.reload)
         self.forwarder.start()
         if await self.lease.acquire():
             self._holds_lease = self.leader_alive = True

@@ -4,7 +4,8 @@ the venue, and put to use at once in Binance mode.
 Which Binance credentials trade: the newest stored `binance` key, else the environment's
 (`VELOZ_BINANCE_API_KEY`/`_SECRET`). Creating a key switches the live client to it and starts
 the user-data stream and poller if they were not running; deleting the key in use falls back
-to the next one.
+to the next one. With replicas a key changed through any of them is announced, and the leader
+(the replica whose venue is attached) reloads it the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,7 @@ class ExchangeKeyService:
         self.test_deadline = KEY_TEST_DEADLINE
         self.venue: BinanceEngine | None = None  # set in Binance mode
         self.active_key_id: str | None = None
+        self.on_changed: Callable[[], Awaitable[None]] | None = None  # replicas: tell the others
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -100,12 +103,34 @@ class ExchangeKeyService:
     async def attach_venue(self, venue: BinanceEngine) -> None:
         """Binance mode, on the replica running the engine: hand the newest stored key to the
         venue client (before it starts); later changes reach it at once."""
-        self.venue = venue
-        newest = await self._newest_binance()
-        if newest is not None:
-            row, credentials = newest
-            venue.rest.credentials = credentials
-            self.active_key_id = row.id
+        async with self._lock:  # a reload announced meanwhile waits for the key in use
+            self.venue = venue
+            newest = await self._newest_binance()
+            if newest is not None:
+                row, credentials = newest
+                venue.rest.credentials = credentials
+                self.active_key_id = row.id
+
+    async def reload(self) -> None:
+        """With replicas, when a key changed through another one: the leader trades with the
+        newest stored key, else the environment's; the others hold no venue and do nothing."""
+        if self.venue is None:
+            return
+        async with self._lock:
+            newest = await self._newest_binance()
+            if (newest[0].id if newest else None) == self.active_key_id:
+                return
+            if newest is not None:
+                row, credentials = newest
+                await self.venue.set_credentials(credentials)
+                self.active_key_id = row.id
+                log.info("Binance credentials switched to exchange key %s", row.id)
+            else:
+                self.active_key_id = None
+                environment = self._environment_credentials()
+                await self.venue.set_credentials(environment)
+                log.info("Binance credentials: no stored key left; now %s",
+                         "the environment's" if environment else "none")  # fmt: skip
 
     async def stop(self) -> None:
         if self._own_rest is not None:
@@ -179,6 +204,7 @@ class ExchangeKeyService:
                 await self.venue.set_credentials(Credentials(api_key, api_secret))
                 self.active_key_id = key_id
             log.info("Binance credentials switched to exchange key %s", key_id)
+        await self._announce()
         return key_id
 
     async def delete(self, key_id: str) -> None:
@@ -191,6 +217,20 @@ class ExchangeKeyService:
         if self.venue is not None and key_id == self.active_key_id:
             async with self._lock:
                 await self._fall_back(key_id)
+        await self._announce()
+
+    async def _announce(self) -> None:
+        if self.on_changed is None:
+            return
+        try:
+            await self.on_changed()
+        except Exception:  # stored already: the leader picks it up at its next takeover
+            log.exception("announcing an exchange key change to the other replicas failed")
+
+    def _environment_credentials(self) -> Credentials | None:
+        secret = self._settings.binance_api_secret.get_secret_value()
+        env_key = self._settings.binance_api_key
+        return Credentials(env_key, secret) if env_key and secret else None
 
     async def _fall_back(self, deleted: str) -> None:
         """The key in use is gone: the next stored one, else the environment's, else none."""
@@ -202,9 +242,7 @@ class ExchangeKeyService:
             self.active_key_id = row.id
         else:
             self.active_key_id = None
-            secret = self._settings.binance_api_secret.get_secret_value()
-            env_key = self._settings.binance_api_key
-            credentials = Credentials(env_key, secret) if env_key and secret else None
+            credentials = self._environment_credentials()
         await self.venue.set_credentials(credentials)
         now_using = self.active_key_id or ("the environment's" if credentials else "none")
         log.info("Binance credentials: exchange key %s deleted; now %s", deleted, now_using)

@@ -218,6 +218,53 @@ async def test_exchange_keys_stored_through_a_follower_open_on_the_leader(
             assert (await get_json(on_b, "/api/exchange-keys")) == {"keys": []}
 
 
+async def test_a_key_changed_through_a_follower_trades_on_the_leader_at_once(
+    start_replicas: Replicas,
+) -> None:
+    env_key, env_secret = "replica-env-key", "replica-env-secret-7a1f"
+    new_key, new_secret = "replica-new-key", "replica-new-secret-5e2b"
+    async with serve_standin() as standin:
+        standin.venue.add_account(env_key, env_secret, USDT="1000", BTC="0")
+        standin.venue.add_account(new_key, new_secret, USDT="1000", BTC="0")
+        a, b = await start_replicas(2, {
+            "VELOZ_EXECUTION_MODE": "binance_testnet_spot",
+            "VELOZ_BINANCE_TRADE_BASE_URL": standin.base_url,
+            "VELOZ_BINANCE_WS_API_URL": standin.ws_api_url,
+            "VELOZ_BINANCE_API_KEY": env_key,
+            "VELOZ_BINANCE_API_SECRET": env_secret,
+        })  # fmt: skip
+
+        def trading_as(key: str) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:  # the leader's stream follows its REST credentials
+                return standin.subscribed(key) and len(standin.subscriptions) == 1
+
+            return check
+
+        async def signed_with(client: httpx.AsyncClient, cid: str) -> str:
+            placed = await place(client, cid, symbol="BTCUSDT", qty=0.001, price=100)
+            assert placed.status_code == 200, placed.text
+            assert placed.json()["ok"] is True, placed.text
+            return next(key for key, order_cid in standin.venue.orders if order_cid == cid)
+
+        async with a.client() as on_a, b.client() as on_b:
+            assert await eventually(trading_as(env_key), TAKEOVER_LIMIT)
+            assert await signed_with(on_b, "env-1") == env_key
+
+            body = {"exchange": "binance", "apiKey": new_key, "apiSecret": new_secret}
+            created = await on_b.post("/api/exchange-keys", json=body)
+            assert created.status_code == 201, created.text
+            assert await eventually(trading_as(new_key))
+            assert await signed_with(on_b, "new-1") == new_key
+            assert await signed_with(on_a, "new-2") == new_key
+
+            removed = await on_b.delete(
+                "/api/exchange-keys", params={"keyId": created.json()["keyId"]}
+            )
+            assert removed.status_code == 200, removed.text
+            assert await eventually(trading_as(env_key))
+            assert await signed_with(on_b, "env-2") == env_key
+
+
 async def test_identity_is_shared_by_replicas(start_replicas: Replicas) -> None:
     admin_password = "admin-password-1"
     a, b = await start_replicas(
