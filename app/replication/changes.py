@@ -8,13 +8,13 @@ only source of truth: a lost message costs freshness, never correctness of what 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
 from app.replication.keys import CHANGES_CHANNEL
+from app.replication.tasks import cancel_and_wait
 
 log = logging.getLogger("veloz.replication")
 
@@ -64,8 +64,5 @@ class ChangeFeed:
             log.exception("reloading %s after a change elsewhere failed", topic)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

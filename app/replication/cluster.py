@@ -30,6 +30,7 @@ from app.replication.forwarding import ReplicatedOrders
 from app.replication.lease import LeaderLease
 from app.replication.login_failures import RedisLoginFailures
 from app.replication.shared_auth import RedisSharedAuth
+from app.replication.tasks import cancel_and_wait
 from app.services.runtime_config import live_changes, with_overrides
 
 if TYPE_CHECKING:
@@ -239,10 +240,7 @@ class Replication:
     async def stop_following(self) -> None:
         """First step of a shutdown: no more campaigning, commands or stream reading."""
         for task in (self._campaign_task, self._promotion):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(task)
         await self.follower.stop()
         if self.consumer is not None:
             await self.consumer.stop()

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError, ResponseError
 from app.core.jsonutil import dumps, loads
 from app.replication.event_stream import stream_entries
 from app.replication.keys import COMMAND_GROUP, COMMANDS, REPLIES
+from app.replication.tasks import cancel_and_wait
 
 log = logging.getLogger("veloz.replication")
 
@@ -61,10 +62,7 @@ class CommandForwarder:
         self._task = asyncio.create_task(self._read_replies(), name="veloz-command-replies")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         with contextlib.suppress(Exception):
             await self._redis.delete(self._reply_stream)
 
@@ -134,10 +132,7 @@ class CommandConsumer:
             await self._redis.xgroup_create(COMMANDS, COMMAND_GROUP, id="0", mkstream=True)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         if self._running:
             await asyncio.wait(self._running, timeout=5)
 

@@ -19,6 +19,7 @@ from redis.exceptions import ResponseError
 
 from app.events.bus import Event
 from app.replication.keys import EVENTS
+from app.replication.tasks import cancel_and_wait
 
 log = logging.getLogger("veloz.replication")
 
@@ -152,11 +153,8 @@ class EventFollower:
         self._task = asyncio.create_task(self._run(), name="veloz-event-follower")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def catch_up(self) -> None:
         """Everything in the stream now (a follower about to lead)."""
